@@ -1,0 +1,3 @@
+module github.com/stoa-rtc/stoa
+
+go 1.26
