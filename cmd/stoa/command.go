@@ -13,7 +13,7 @@ import (
 type command struct {
 	name    string
 	summary string // one line, shown in the parent's list
-	usage   string // synopsis and description, shown by -h on a leaf
+	usage   string // synopsis lines, a blank line, then a description: shown by -h on a leaf
 	// flags declares the leaf's flags on fs; values are read by run through the closure.
 	flags       func(fs *flag.FlagSet)
 	run         func(ctx context.Context, args []string, env *cmdEnv) error
@@ -80,7 +80,11 @@ func (c *command) dispatch(ctx context.Context, path, args []string, stdout, std
 			c.flags(fs)
 		}
 		fs.Usage = func() {
-			fmt.Fprintf(stderr, "%s\n\nUsage:\n  %s\n", c.summary, strings.ReplaceAll(c.usage, "\n", "\n  "))
+			synopsis, description, _ := strings.Cut(c.usage, "\n\n")
+			fmt.Fprintf(stderr, "%s\n\nUsage:\n  %s\n", c.summary, strings.ReplaceAll(synopsis, "\n", "\n  "))
+			if description != "" {
+				fmt.Fprintf(stderr, "\n%s\n", description)
+			}
 			var hasFlags bool
 			fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 			if hasFlags {

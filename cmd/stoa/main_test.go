@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// stoa runs the CLI in process and returns its exit code, stdout and stderr.
+func stoa(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := runMain(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"help"}, 0, "token"},
+		{[]string{"--help"}, 0, "sframe"},
+		{[]string{}, 2, "missing command"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"token"}, 2, "missing command"},
+		{[]string{"token", "build", "-h"}, 0, "--role publisher|subscriber"},
+		{[]string{"help", "token", "verify"}, 0, "--now UNIX"},
+		{[]string{"token", "build", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"version"}, 0, "stoa"},
+	} {
+		code, out, errOut := stoa(t, tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("stoa %q = %d, %q %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+}

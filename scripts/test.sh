@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check of the project: vet, formatting, the whole test suite under the race detector, and each fuzz
+# target briefly. Prerequisites (Go modules, Debian packages) are installed by .ci/run.
+#   FUZZTIME=30s bash scripts/test.sh     fuzz longer
+#   SKIP_FUZZ=1 bash scripts/test.sh      skip the fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-5s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+if [ -z "${SKIP_FUZZ:-}" ]; then
+  step "fuzz targets, $fuzztime each"
+  for dir in $(go list -f '{{.Dir}}' ./...); do
+    for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+      echo "-- $target ($dir)"
+      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/stoa-fuzz.log 2>&1 || { cat /tmp/stoa-fuzz.log; exit 1; }
+    done
+  done
+fi
+step "all checks passed"
