@@ -3,8 +3,8 @@ package token
 import (
 	"cmp"
 	"encoding/json"
-	"slices"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )

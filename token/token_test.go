@@ -139,7 +139,9 @@ func TestVerifyErrors(t *testing.T) {
 		{"expired", build(nil), refCert, Expect{}, time.Unix(refIssue+600, 0), ErrExpired},
 		{"not yet expired", build(nil), refCert, Expect{}, time.Unix(refIssue+299, 0), nil},
 		{"privilege expired", build(nil), refCert, Expect{Channel: refChannel}, time.Unix(refIssue+300, 0), ErrPrivilegeExpired},
-		{"no rtc service", build(func(t *Token) { t.Services[0] = Service{Type: ServiceRTM, UserID: "u", Privileges: map[Privilege]uint32{1: 600}} }),
+		{"no rtc service", build(func(t *Token) {
+			t.Services[0] = Service{Type: ServiceRTM, UserID: "u", Privileges: map[Privilege]uint32{1: 600}}
+		}),
 			refCert, Expect{Channel: refChannel}, at, ErrNoService},
 		{"no join privilege", build(func(t *Token) { delete(t.Services[0].Privileges, PrivilegeJoinChannel) }),
 			refCert, Expect{Channel: refChannel}, at, ErrNoPrivilege},

@@ -82,18 +82,18 @@ func TestReferenceTokens(t *testing.T) {
 
 // publishedCase is one entry of testdata/accesstoken2-published.json.
 type publishedCase struct {
-	Token      string
-	AppID      string `json:"app_id"`
-	AppCert    string `json:"app_cert"`
-	IssueTS    uint32 `json:"issue_ts"`
-	Expire     uint32
-	Salt       uint32
-	Services   []jsonService
-	Valid      bool
-	Malformed  bool
-	ExpiryChk  bool `json:"expiry_check"`
-	Why        string
-	Source     string
+	Token     string
+	AppID     string `json:"app_id"`
+	AppCert   string `json:"app_cert"`
+	IssueTS   uint32 `json:"issue_ts"`
+	Expire    uint32
+	Salt      uint32
+	Services  []jsonService
+	Valid     bool
+	Malformed bool
+	ExpiryChk bool `json:"expiry_check"`
+	Why       string
+	Source    string
 }
 
 type jsonService struct {

@@ -1,0 +1,289 @@
+package edge
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+func TestJoinChecksTheToken(t *testing.T) {
+	e := startEdge(t)
+	good := e.token(t, "room", "1", nil)
+	expired, err := token.BuildRTC(testCert, token.RTCOptions{AppID: testApp, Channel: "room", UID: "1",
+		Expire: time.Minute, IssuedAt: e.clock.Now().Add(-time.Hour), Salt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherApp, _ := token.BuildRTC(testCert, token.RTCOptions{AppID: strings.Repeat("a", 32), Channel: "room", UID: "1", Expire: time.Hour})
+	for _, tc := range []struct {
+		name string
+		join protocol.Join
+		code protocol.Code
+	}{
+		{"malformed", protocol.Join{Version: 1, Token: "007garbage", AppID: testApp, Channel: "room", UID: "1"}, protocol.CodeInvalidToken},
+		{"forged", protocol.Join{Version: 1, Token: good[:len(good)-6] + "AAAA==", AppID: testApp, Channel: "room", UID: "1"}, protocol.CodeInvalidToken},
+		{"other channel", protocol.Join{Version: 1, Token: good, AppID: testApp, Channel: "hall", UID: "1"}, protocol.CodeChannelMismatch},
+		{"other uid", protocol.Join{Version: 1, Token: good, AppID: testApp, Channel: "room", UID: "2"}, protocol.CodeUIDMismatch},
+		{"other app id", protocol.Join{Version: 1, Token: good, AppID: strings.Repeat("b", 32), Channel: "room", UID: "1"}, protocol.CodeAppMismatch},
+		{"unknown app", protocol.Join{Version: 1, Token: otherApp, AppID: strings.Repeat("a", 32), Channel: "room", UID: "1"}, protocol.CodeUnknownApp},
+		{"expired", protocol.Join{Version: 1, Token: expired, AppID: testApp, Channel: "room", UID: "1"}, protocol.CodeTokenExpired},
+		{"version 2", protocol.Join{Version: 2, Token: good, AppID: testApp, Channel: "room", UID: "1"}, protocol.CodeUnsupportedVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.dial(t)
+			j := tc.join
+			reply := c.request(&protocol.Message{Type: protocol.TypeJoin, Join: &j})
+			if errCode(reply) != string(tc.code) {
+				t.Fatalf("join = %s, want %s", errCode(reply), tc.code)
+			}
+			if strings.Contains(reply.Error.Message, j.Token) {
+				t.Error("the error message contains the token")
+			}
+			<-c.closed // a failed join ends the session
+		})
+	}
+	c := e.dial(t)
+	if r := c.request(&protocol.Message{Type: protocol.TypePing}); errCode(r) != string(protocol.CodeNotJoined) {
+		t.Errorf("ping before join = %s", errCode(r))
+	}
+	if r := c.join(good, "room", "1"); r.Type != protocol.TypeJoined {
+		t.Fatalf("join = %s", errCode(r))
+	}
+	if r := c.join(good, "room", "1"); errCode(r) != string(protocol.CodeAlreadyJoined) {
+		t.Errorf("second join = %s", errCode(r))
+	}
+}
+
+// Hostile signaling gets clear errors; the session and everyone else keep going.
+func TestHostileSignaling(t *testing.T) {
+	e := startEdge(t, func(c *Config) { c.MessageRate, c.MessageBurst = 5, 10 })
+	victim, attacker := e.dial(t), e.dial(t)
+	if r := victim.join(e.token(t, "room", "1", nil), "room", "1"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	if r := attacker.join(e.token(t, "room", "2", nil), "room", "2"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	for _, tc := range []struct {
+		in   string
+		code protocol.Code
+	}{
+		{`{"type":`, protocol.CodeBadRequest},
+		{`{"type":"teleport"}`, protocol.CodeBadRequest},
+		{`{"type":"publish","id":5,"publish":{"kind":"smell"}}`, protocol.CodeBadRequest},
+		{`{"type":"ping","pad":"` + strings.Repeat("x", protocol.MaxMessageSize) + `"}`, protocol.CodeMessageTooLarge},
+	} {
+		attacker.sendBytes([]byte(tc.in))
+		if m := attacker.expect(protocol.TypeError); m.Error.Code != tc.code {
+			t.Errorf("%.30s: %s, want %s", tc.in, m.Error.Code, tc.code)
+		}
+	}
+	if r := attacker.request(&protocol.Message{Type: protocol.TypePing}); r.Type != protocol.TypePong {
+		t.Fatalf("after bad messages the session should go on: %s", errCode(r))
+	}
+	// Publishing on another channel's behalf is impossible: the session is bound to its join.
+	if r := attacker.request(&protocol.Message{Type: protocol.TypeSubscribe, Subscribe: &protocol.TrackRef{TrackID: "TR_nope"}}); errCode(r) != string(protocol.CodeUnknownTrack) {
+		t.Errorf("subscribe unknown = %s", errCode(r))
+	}
+	// A flood is rate limited, then cut off; the victim is still served.
+	for range 200 {
+		attacker.sendRaw(&protocol.Message{Type: protocol.TypePing})
+	}
+	if m := attacker.expect(protocol.TypeError); m.Error.Code != protocol.CodeRateLimited {
+		t.Errorf("flood: %s", m.Error.Code)
+	}
+	<-attacker.closed
+	if r := victim.request(&protocol.Message{Type: protocol.TypePing}); r.Type != protocol.TypePong {
+		t.Fatalf("victim after the flood: %s", errCode(r))
+	}
+	if m := victim.expect(protocol.TypeParticipantLeft); m.ParticipantLeft.UID != "2" {
+		t.Errorf("participant_left %+v", m.ParticipantLeft)
+	}
+}
+
+func TestPublishNeedsPrivilege(t *testing.T) {
+	e := startEdge(t)
+	c := e.dial(t)
+	sub := e.token(t, "room", "1", map[token.Privilege]time.Duration{token.PrivilegeJoinChannel: time.Hour})
+	if r := c.join(sub, "room", "1"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	for _, k := range []protocol.Kind{protocol.KindAudio, protocol.KindVideo, protocol.KindData} {
+		if r := c.request(&protocol.Message{Type: protocol.TypePublish, Publish: &protocol.Publish{Kind: k}}); errCode(r) != string(protocol.CodeNoPrivilege) {
+			t.Errorf("publish %s = %s, want no_privilege", k, errCode(r))
+		}
+	}
+}
+
+// A subscriber receives exactly the publisher's payload bytes, for media and data.
+func TestForwarding(t *testing.T) {
+	e := startEdge(t)
+	a, b := e.dial(t), e.dial(t)
+	if r := a.join(e.token(t, "room", "alice", nil), "room", "alice"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	if r := b.join(e.token(t, "room", "bob", nil), "room", "bob"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	if m := a.expect(protocol.TypeParticipantJoined); m.ParticipantJoined.UID != "bob" {
+		t.Fatalf("participant_joined %+v", m.ParticipantJoined)
+	}
+	id, audio, _ := a.publish(protocol.KindAudio)
+	dataID, _, dc := a.publish(protocol.KindData)
+	for range 2 {
+		m := b.expect(protocol.TypeTrackPublished)
+		if (m.TrackPublished.ID != id && m.TrackPublished.ID != dataID) || m.TrackPublished.UID != "alice" {
+			t.Fatalf("track_published %+v", m.TrackPublished)
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := uint16(0); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960},
+				Payload: []byte("sframe-ciphertext-" + string(rune('a'+seq%26)))})
+			dc.Send([]byte("data-message"))
+		}
+	}()
+	var track *webrtc.TrackRemote
+	select {
+	case track = <-b.tracks:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no track arrived")
+	}
+	if track.ID() != id || track.StreamID() != "alice" {
+		t.Errorf("track id %q stream %q, want %q alice", track.ID(), track.StreamID(), id)
+	}
+	pkt, _, err := track.ReadRTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(pkt.Payload, []byte("sframe-ciphertext-")) || len(pkt.Payload) != len("sframe-ciphertext-")+1 {
+		t.Errorf("payload changed: %q", pkt.Payload)
+	}
+	select {
+	case frame := <-b.data:
+		gotID, payload, err := protocol.ParseDataFrame(frame)
+		if err != nil || gotID != dataID || string(payload) != "data-message" {
+			t.Errorf("data frame %q %q %v", gotID, payload, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no data message arrived")
+	}
+}
+
+// Privileges are enforced as time passes: a warning before expiry, the publication stopped at the publish
+// privilege's expiry, removal at the join privilege's, and renewal in place.
+func TestPrivilegeExpiryAndRenewal(t *testing.T) {
+	e := startEdge(t)
+	a, b := e.dial(t), e.dial(t)
+	tok := e.token(t, "room", "alice", map[token.Privilege]time.Duration{
+		token.PrivilegeJoinChannel: 10 * time.Minute, token.PrivilegePublishAudio: 2 * time.Minute})
+	if r := a.join(tok, "room", "alice"); r.Type != protocol.TypeJoined || len(r.Joined.Privileges) != 2 {
+		t.Fatalf("join: %s %+v", errCode(r), r.Joined)
+	}
+	if r := b.join(e.token(t, "room", "bob", nil), "room", "bob"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	id, _, _ := a.publish(protocol.KindAudio)
+	b.expect(protocol.TypeTrackPublished)
+
+	e.clock.Advance(90 * time.Second) // 30 s before publish audio expires
+	if m := a.expect(protocol.TypePrivilegeWillExpire); m.PrivilegeWillExpire.Privilege != 2 {
+		t.Errorf("will expire: %+v", m.PrivilegeWillExpire)
+	}
+	e.clock.Advance(30 * time.Second)
+	if m := a.expect(protocol.TypePrivilegeExpired); m.PrivilegeExpired.Privilege != 2 {
+		t.Errorf("expired: %+v", m.PrivilegeExpired)
+	}
+	if m := b.expect(protocol.TypeTrackUnpublished); m.TrackUnpublished.TrackID != id {
+		t.Errorf("unpublished %+v", m.TrackUnpublished)
+	}
+	if r := a.request(&protocol.Message{Type: protocol.TypePublish, Publish: &protocol.Publish{Kind: protocol.KindAudio}}); errCode(r) != string(protocol.CodePrivilegeExpired) {
+		t.Errorf("publish after expiry = %s", errCode(r))
+	}
+
+	// Renew before the join privilege (10 min) expires: a token of another channel is refused, a good one moves
+	// the expiry.
+	if r := a.request(&protocol.Message{Type: protocol.TypeRenew, Renew: &protocol.Renew{Token: e.token(t, "hall", "alice", nil)}}); errCode(r) != string(protocol.CodeChannelMismatch) {
+		t.Errorf("renew for another channel = %s", errCode(r))
+	}
+	e.clock.Advance(7*time.Minute + 30*time.Second) // t = 9:30, 30 s before the join privilege expires
+	a.expect(protocol.TypePrivilegeWillExpire)
+	fresh := e.token(t, "room", "alice", map[token.Privilege]time.Duration{token.PrivilegeJoinChannel: 5 * time.Minute})
+	r := a.request(&protocol.Message{Type: protocol.TypeRenew, Renew: &protocol.Renew{Token: fresh}})
+	if r.Type != protocol.TypeRenewed || r.Renewed.Privileges[0].ExpiresAt != e.clock.Now().Add(5*time.Minute).Unix() {
+		t.Fatalf("renew = %s %+v", errCode(r), r.Renewed)
+	}
+	e.clock.Advance(2 * time.Minute) // past the old expiry: still in
+	if r := a.request(&protocol.Message{Type: protocol.TypePing}); r.Type != protocol.TypePong {
+		t.Fatalf("after the old expiry: %s", errCode(r))
+	}
+	e.clock.Advance(3 * time.Minute) // the renewed join privilege expires
+	if m := a.expect(protocol.TypeRemoved); m.Removed.Reason != protocol.CodePrivilegeExpired {
+		t.Errorf("removed %+v", m.Removed)
+	}
+	if m := b.expect(protocol.TypeParticipantLeft); m.ParticipantLeft.UID != "alice" || m.ParticipantLeft.Reason != protocol.CodePrivilegeExpired {
+		t.Errorf("participant_left %+v", m.ParticipantLeft)
+	}
+}
+
+func TestDuplicateUIDReplaces(t *testing.T) {
+	e := startEdge(t)
+	first, second, other := e.dial(t), e.dial(t), e.dial(t)
+	tok := e.token(t, "room", "7", nil)
+	first.join(tok, "room", "7")
+	other.join(e.token(t, "room", "8", nil), "room", "8")
+	first.publish(protocol.KindAudio)
+	other.expect(protocol.TypeTrackPublished)
+	if r := second.join(tok, "room", "7"); r.Type != protocol.TypeJoined {
+		t.Fatal(errCode(r))
+	}
+	if m := first.expect(protocol.TypeRemoved); m.Removed.Reason != protocol.CodeReplaced {
+		t.Errorf("removed %+v", m.Removed)
+	}
+	<-first.closed
+	other.expect(protocol.TypeTrackUnpublished) // the old session's track goes
+	if r := second.request(&protocol.Message{Type: protocol.TypePing}); r.Type != protocol.TypePong {
+		t.Errorf("the new session: %s", errCode(r))
+	}
+	if n := e.srv.Sessions(); n != 2 {
+		t.Errorf("%d sessions, want 2", n)
+	}
+}
+
+func TestEventsCarryNoSecrets(t *testing.T) {
+	e := startEdge(t)
+	c := e.dial(t)
+	tok := e.token(t, "room", "1", nil)
+	c.join(tok, "room", "1")
+	c.sendRaw(&protocol.Message{Type: protocol.TypeLeave})
+	<-c.closed
+	var got []EventType
+	for len(got) < 2 {
+		select {
+		case ev := <-e.events:
+			got = append(got, ev.Type)
+			if strings.Contains(ev.Reason+ev.UserAgent, tok[10:40]) {
+				t.Error("an event contains the token")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events so far %v", got)
+		}
+	}
+	if got[0] != EventJoin || got[1] != EventLeave {
+		t.Errorf("events %v", got)
+	}
+}

@@ -1,0 +1,250 @@
+package edge
+
+import (
+	"errors"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/stoa-rtc/stoa/internal/protocol"
+)
+
+// The two peer connections of a session: the subscriber connection, which the edge offers and renegotiates as
+// subscriptions change, and the publisher connection, which the client offers.
+
+func (s *session) newSubscriberPC() error {
+	pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	dc, err := pc.CreateDataChannel(protocol.DataChannelLabel, nil)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			s.post(func() { s.sendError(0, protocol.CodeNegotiation, "subscriber connection failed") })
+		}
+	})
+	s.subPC, s.subData = pc, dc
+	return nil
+}
+
+// negotiateSubscriber sends a new subscriber offer, or notes that one is due once the current one is answered.
+func (s *session) negotiateSubscriber() {
+	if s.subBusy {
+		s.subAgain = true
+		return
+	}
+	sdp, err := localDescription(s.subPC, true)
+	if err != nil {
+		s.log.Error("subscriber offer", "err", err)
+		s.sendError(0, protocol.CodeNegotiation, "could not create the subscriber offer")
+		return
+	}
+	s.subBusy = true
+	s.send(&protocol.Message{Type: protocol.TypeOffer, Offer: &protocol.SDP{SDP: sdp}})
+}
+
+func (s *session) handleSubscriberAnswer(m *protocol.Message) {
+	if !s.subBusy {
+		s.sendError(m.ID, protocol.CodeNegotiation, "no subscriber offer is waiting for an answer")
+		return
+	}
+	err := s.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.Answer.SDP})
+	s.subBusy = false
+	if err != nil {
+		s.sendError(m.ID, protocol.CodeNegotiation, "the answer could not be applied")
+		return
+	}
+	if s.subAgain {
+		s.subAgain = false
+		s.negotiateSubscriber()
+	}
+}
+
+// localDescription creates an offer or answer, applies it and waits for ICE gathering, so that the SDP carries
+// its candidates.
+func localDescription(pc *webrtc.PeerConnection, offer bool) (string, error) {
+	var desc webrtc.SessionDescription
+	var err error
+	if offer {
+		desc, err = pc.CreateOffer(nil)
+	} else {
+		desc, err = pc.CreateAnswer(nil)
+	}
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(desc); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-time.After(gatherTimeout):
+		return "", errors.New("ICE gathering timed out")
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+func (s *session) handlePublisherOffer(m *protocol.Message) {
+	if s.pubPC == nil {
+		pc, err := s.srv.api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			s.sendError(m.ID, protocol.CodeInternal, "could not create the publisher connection")
+			return
+		}
+		pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { s.post(func() { s.onTrack(t) }) })
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.post(func() { s.onDataChannel(dc) }) })
+		s.pubMu.Lock()
+		s.pubPC = pc
+		s.pubMu.Unlock()
+	}
+	if err := s.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.Offer.SDP}); err != nil {
+		s.sendError(m.ID, protocol.CodeNegotiation, "the offer could not be applied")
+		return
+	}
+	sdp, err := localDescription(s.pubPC, false)
+	if err != nil {
+		s.sendError(m.ID, protocol.CodeNegotiation, "could not create the answer")
+		return
+	}
+	s.send(&protocol.Message{Type: protocol.TypeAnswer, ID: m.ID, Answer: &protocol.SDP{SDP: sdp}})
+}
+
+// claim turns a pending publication into a live one if id was announced with kind.
+func (s *session) claim(id string, kind protocol.Kind) *publication {
+	if k, ok := s.pending[id]; !ok || k != kind || s.published[id] != nil {
+		return nil
+	}
+	delete(s.pending, id)
+	p := &publication{id: id, kind: kind, owner: s}
+	s.published[id] = p
+	return p
+}
+
+func (s *session) onTrack(t *webrtc.TrackRemote) {
+	kind := protocol.KindAudio
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		kind = protocol.KindVideo
+	}
+	p := s.claim(t.ID(), kind)
+	if p == nil {
+		// Media nobody announced (or that the token does not allow): read and drop it, so the connection's
+		// RTCP keeps flowing, but forward nothing.
+		s.log.Warn("unannounced track dropped", "kind", kind)
+		s.goDrain(t)
+		return
+	}
+	// The edge negotiates one codec per kind, so the codec is known before the first packet arrives.
+	codec := codecOpus.RTPCodecCapability
+	if kind == protocol.KindVideo {
+		codec = codecVP8.RTPCodecCapability
+	}
+	local, err := webrtc.NewTrackLocalStaticRTP(codec, p.id, s.uid)
+	if err != nil {
+		s.sendError(0, protocol.CodeInternal, "could not forward the track")
+		return
+	}
+	p.local, p.ssrc = local, uint32(t.SSRC())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		p.forwardRTP(t, s.srv.metrics.forwarded.Inc)
+	}()
+	s.announce(p)
+}
+
+func (s *session) goDrain(t *webrtc.TrackRemote) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := t.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (s *session) onDataChannel(dc *webrtc.DataChannel) {
+	p := s.claim(dc.Label(), protocol.KindData)
+	if p == nil {
+		dc.Close()
+		return
+	}
+	dc.OnMessage(func(msg webrtc.DataChannelMessage) { p.forwardData(msg.Data) })
+	s.announce(p)
+}
+
+func (s *session) announce(p *publication) {
+	s.room.publish(p)
+	s.srv.emit(Event{Type: EventPublish, AppID: s.room.key.appID, Channel: s.room.key.channel, UID: s.uid,
+		Session: s.id, TrackID: p.id, Kind: string(p.kind)})
+}
+
+// subscribe adds p to the subscriber connection and renegotiates.
+func (s *session) subscribe(p *publication) {
+	if s.addSubscription(p) {
+		s.negotiateSubscriber()
+	}
+}
+
+// addSubscription adds p without renegotiating; it reports whether anything changed.
+func (s *session) addSubscription(p *publication) bool {
+	if _, ok := s.subscribed[p.id]; ok || p.owner == s || p.closed.Load() {
+		return false
+	}
+	if p.kind == protocol.KindData {
+		p.addDataSub(&dataSub{s: s, dc: s.subData})
+		s.subscribed[p.id] = nil
+		return false // the data channel exists already: nothing to negotiate
+	}
+	sender, err := s.subPC.AddTrack(p.local)
+	if err != nil {
+		s.log.Error("subscribe", "err", err)
+		return false
+	}
+	s.subscribed[p.id] = sender
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		readSubscriberRTCP(sender, p)
+	}()
+	p.requestKeyframe()
+	return true
+}
+
+// readSubscriberRTCP reads the subscriber's RTCP for one track (NACKs are answered by the interceptors) and turns
+// picture loss reports into keyframe requests to the publisher. It returns when the sender stops.
+func readSubscriberRTCP(sender *webrtc.RTPSender, p *publication) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			if isKeyframeRequest(pkt) {
+				p.requestKeyframe()
+			}
+		}
+	}
+}
+
+func (s *session) unsubscribe(p *publication) {
+	sender, ok := s.subscribed[p.id]
+	if !ok {
+		return
+	}
+	delete(s.subscribed, p.id)
+	if sender == nil {
+		p.removeDataSub(s)
+		return
+	}
+	if err := s.subPC.RemoveTrack(sender); err == nil {
+		s.negotiateSubscriber()
+	}
+}

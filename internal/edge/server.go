@@ -1,0 +1,250 @@
+// Package edge implements Stoa's edge: the SFU that clients connect to. It verifies tokens offline, keeps rooms of
+// participants keyed by (App ID, channel), enforces the token's privileges for as long as a session lasts, and
+// forwards media and data between participants without being able to read them: payloads are SFrame ciphertext
+// and the edge has no code path that accepts a media key.
+//
+// Signaling is the JSON protocol of internal/protocol over a WebSocket (docs/protocol.md); media is WebRTC through
+// Pion, with all ICE traffic on one UDP port (UDP mux) and a TCP fallback on the same port number.
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// roomKey identifies a room: channels of different apps never meet.
+type roomKey struct{ appID, channel string }
+
+// Server is an edge. Create it with New, serve Handler over HTTP, and call Run.
+type Server struct {
+	cfg     Config
+	api     *webrtc.API
+	udp     net.PacketConn
+	tcp     net.Listener
+	metrics *metrics
+
+	mu       sync.Mutex
+	rooms    map[roomKey]*room
+	sessions map[*session]struct{}
+	closing  bool
+	wg       sync.WaitGroup // sessions
+}
+
+// New opens the edge's ICE ports and prepares it to serve.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenPacket("udp", cfg.RTCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("edge: ICE UDP port: %w", err)
+	}
+	// The TCP fallback listens on the same port number as UDP, so one firewall rule number covers both.
+	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("edge: ICE TCP port: %w", err)
+	}
+	s := &Server{cfg: cfg, udp: udp, tcp: tcp, rooms: map[roomKey]*room{}, sessions: map[*session]struct{}{}}
+	s.metrics = newMetrics(s)
+	if s.api, err = s.newAPI(); err != nil {
+		udp.Close()
+		tcp.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Codecs the edge negotiates: Opus for audio, VP8 for video. Payload types are fixed so that they are the same on
+// every connection, which keeps forwarding a copy, not a translation.
+var (
+	codecOpus = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType: 111,
+	}
+	codecVP8 = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
+		PayloadType: 96,
+	}
+)
+
+func (s *Server) newAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(codecOpus, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(codecVP8, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	// NACK generation and response, RTCP sender/receiver reports: retransmission works on both legs.
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	lf := pionLogs{log: s.cfg.Logger}
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), s.udp))
+	se.SetICETCPMux(webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), s.tcp, 64))
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(0) // ice.MulticastDNSModeDisabled
+	// Announce a publication as soon as it is negotiated, not at its first packet, so subscribers are ready.
+	se.SetFireOnTrackBeforeFirstRTP(true)
+	if len(s.cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(s.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// RTCAddr returns the address of the ICE port.
+func (s *Server) RTCAddr() net.Addr { return s.udp.LocalAddr() }
+
+// ID returns the edge's id.
+func (s *Server) ID() string { return s.cfg.ID }
+
+// Handler serves the edge's HTTP endpoints: /v1/signal (WebSocket signaling), /healthz and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/signal", s.serveSignal)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	status := struct {
+		Status   string `json:"status"`
+		Edge     string `json:"edge"`
+		Region   string `json:"region"`
+		Sessions int    `json:"sessions"`
+		Rooms    int    `json:"rooms"`
+	}{"ok", s.cfg.ID, s.cfg.Region, len(s.sessions), len(s.rooms)}
+	if s.closing {
+		status.Status = "draining"
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if status.Status != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(status)
+}
+
+// Run serves until ctx is done, then removes every session with "shutting_down", closes the ICE ports and returns
+// once every goroutine the edge started has stopped.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closing = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.remove(codeShuttingDown, "the edge is shutting down")
+	}
+	s.wg.Wait()
+	return errors.Join(s.udp.Close(), s.tcp.Close())
+}
+
+// Sessions returns the number of live sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// addSession registers a session unless the edge is closing.
+func (s *Server) addSession(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeSession(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// room returns the room of key, creating it if needed.
+func (s *Server) room(key roomKey) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[key]
+	if r == nil {
+		r = newRoom(s, key)
+		s.rooms[key] = r
+	}
+	return r
+}
+
+// dropRoomIfEmpty forgets a room once its last participant has gone.
+func (s *Server) dropRoomIfEmpty(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.empty() && s.rooms[r.key] == r {
+		delete(s.rooms, r.key)
+	}
+}
+
+func (s *Server) emit(e Event) {
+	if s.cfg.Events == nil {
+		return
+	}
+	e.Time = s.cfg.Clock.Now()
+	e.Edge, e.Region = s.cfg.ID, s.cfg.Region
+	s.cfg.Events(e)
+}
+
+type metrics struct {
+	registry  *prometheus.Registry
+	messages  *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	joins     *prometheus.CounterVec
+	forwarded prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoa_edge_signal_messages_total",
+		Help: "Signaling messages received, by type."}, []string{"type"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoa_edge_signal_errors_total",
+		Help: "Signaling errors sent, by code."}, []string{"code"})
+	m.joins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoa_edge_joins_total",
+		Help: "Join attempts, by result code (ok or an error code)."}, []string{"result"})
+	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{Name: "stoa_edge_forwarded_packets_total",
+		Help: "RTP packets received from publishers for forwarding."})
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_sessions", Help: "Live sessions."},
+		func() float64 { return float64(s.Sessions()) })
+	rooms := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_rooms", Help: "Rooms with participants."},
+		func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.rooms)) })
+	m.registry.MustRegister(m.messages, m.errors, m.joins, m.forwarded, sessions, rooms,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// maxIdle bounds how long a write to a slow client may take before the session is dropped.
+const writeTimeout = 5 * time.Second
