@@ -44,6 +44,7 @@ func rootCommand() *command {
 		subcommands: []*command{
 			tokenCommand(),
 			sframeCommand(),
+			devCommand(),
 			versionCommand(),
 		},
 	}

@@ -13,12 +13,20 @@ import (
 type pionLogs struct{ log *slog.Logger }
 
 func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("component", "pion", "scope", scope)}
+	// The muxes report every read on a closed socket, which is how every shutdown ends, as an error.
+	quiet := scope == "udpmux" || scope == "tcpmux"
+	return pionLogger{log: f.log.With("component", "pion", "scope", scope), quiet: quiet}
 }
 
-type pionLogger struct{ log *slog.Logger }
+type pionLogger struct {
+	log   *slog.Logger
+	quiet bool
+}
 
 func (l pionLogger) at(level slog.Level, msg string) {
+	if l.quiet {
+		level = slog.LevelDebug
+	}
 	l.log.Log(context.Background(), level, msg)
 }
 

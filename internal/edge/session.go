@@ -295,25 +295,6 @@ func (s *session) handle(m *protocol.Message) {
 	}
 }
 
-// tokenCode maps a verification error to the protocol's code.
-func tokenCode(err error) protocol.Code {
-	switch {
-	case errors.Is(err, token.ErrUnknownApp):
-		return protocol.CodeUnknownApp
-	case errors.Is(err, token.ErrExpired), errors.Is(err, token.ErrPrivilegeExpired):
-		return protocol.CodeTokenExpired
-	case errors.Is(err, token.ErrChannelMismatch):
-		return protocol.CodeChannelMismatch
-	case errors.Is(err, token.ErrUIDMismatch):
-		return protocol.CodeUIDMismatch
-	case errors.Is(err, token.ErrAppIDMismatch):
-		return protocol.CodeAppMismatch
-	case errors.Is(err, token.ErrNoService), errors.Is(err, token.ErrNoPrivilege):
-		return protocol.CodeNoPrivilege
-	}
-	return protocol.CodeInvalidToken
-}
-
 func (s *session) handleJoin(m *protocol.Message) {
 	j := m.Join
 	if s.joined {
@@ -333,7 +314,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 	}
 	g, err := s.srv.cfg.Verifier.Verify(j.Token, token.Expect{AppID: j.AppID, Channel: j.Channel, UID: j.UID})
 	if err != nil {
-		fail(tokenCode(err), err.Error())
+		fail(protocol.TokenErrorCode(err), err.Error())
 		return
 	}
 	s.uid, s.grant, s.joined = j.UID, g, true
@@ -378,7 +359,7 @@ func (s *session) handleRenew(m *protocol.Message) {
 	key := s.room.key
 	g, err := s.srv.cfg.Verifier.Verify(m.Renew.Token, token.Expect{AppID: key.appID, Channel: key.channel, UID: s.uid})
 	if err != nil {
-		s.sendError(m.ID, tokenCode(err), err.Error())
+		s.sendError(m.ID, protocol.TokenErrorCode(err), err.Error())
 		return
 	}
 	s.grant = g

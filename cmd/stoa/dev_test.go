@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stoa-rtc/stoa/token"
+)
+
+// syncBuffer is an io.Writer that tests can read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// devNet is a running `stoa dev` in this process.
+type devNet struct {
+	url, appID, appCert string
+}
+
+func startDev(t *testing.T, extra ...string) devNet {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, extra...)
+	go func() { done <- runMain(ctx, args, &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("stoa dev exited %d: %s", code, errOut.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "app cert:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("stoa dev did not become ready: %s %s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	field := func(name string) string {
+		m := regexp.MustCompile(name + `:\s+(\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("no %s in %s", name, out.String())
+		}
+		return m[1]
+	}
+	if !strings.HasPrefix(out.String(), "stoa dev ready\n") {
+		t.Errorf("first line: %q", out.String())
+	}
+	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert")}
+}
+
+func TestDevServesDispatch(t *testing.T) {
+	d := startDev(t)
+	tok, err := token.BuildRTC(d.appCert, token.RTCOptions{AppID: d.appID, Channel: "demo", UID: "1", Expire: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"app_id": d.appID, "channel": "demo", "uid": "1", "token": tok})
+	resp, err := http.Post(d.url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Edges []struct{ ID, Region, URL string }
+	}
+	json.NewDecoder(resp.Body).Decode(&got)
+	if resp.StatusCode != 200 || len(got.Edges) != 1 || !strings.HasPrefix(got.Edges[0].URL, "ws://127.0.0.1:") {
+		t.Fatalf("dispatch: %d %+v", resp.StatusCode, got)
+	}
+	h, err := http.Get(d.url + "/healthz")
+	if err != nil || h.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", h, err)
+	}
+	h.Body.Close()
+}
+
+func TestDevKeepsItsProject(t *testing.T) {
+	dir := t.TempDir()
+	first, second := startDev(t, "--data", dir), startDev(t, "--data", dir)
+	if first.appID != second.appID || first.appCert != second.appCert || !isHex32(first.appID) {
+		t.Errorf("the project changed between runs: %+v %+v", first, second)
+	}
+	// Flags given explicitly win over the kept project.
+	given := startDev(t, "--app-id", strings.Repeat("1", 32), "--app-cert", strings.Repeat("2", 32))
+	if given.appID != strings.Repeat("1", 32) {
+		t.Errorf("app id %s", given.appID)
+	}
+}

@@ -1,0 +1,121 @@
+// Package dispatch implements the entry point of a Stoa network: POST /v1/dispatch verifies a client's token and
+// answers with the edges the client may use. This version serves a fixed set of edges (what `stoa dev` needs);
+// region-aware scheduling, edge tickets and DoS blocking build on it.
+package dispatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+// Request is the body of POST /v1/dispatch.
+type Request struct {
+	AppID   string `json:"app_id"`
+	Channel string `json:"channel"`
+	UID     string `json:"uid"`
+	Token   string `json:"token"`
+	Region  string `json:"region,omitempty"`
+}
+
+// Edge is one edge a client may connect to.
+type Edge struct {
+	ID     string `json:"id"`
+	Region string `json:"region"`
+	// URL is the edge's signaling WebSocket URL.
+	URL string `json:"url"`
+}
+
+// Response answers a dispatch: edges[0] is the primary, the others are backups in order.
+type Response struct {
+	Region string `json:"region"`
+	Edges  []Edge `json:"edges"`
+	Ticket string `json:"ticket"`
+}
+
+// ErrorBody is the body of every 4xx/5xx answer.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// maxBody bounds a request body: a token is at most 4 KiB.
+const maxBody = 8 << 10
+
+// Handler serves POST /v1/dispatch.
+type Handler struct {
+	Verifier *token.Verifier
+	// Edges returns the edges to offer in region ("" = the dispatcher's own).
+	Edges  func(region string) (string, []Edge)
+	Logger *slog.Logger
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than 8 KiB")
+		return
+	}
+	var req Request
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object with app_id, channel, uid and token")
+		return
+	}
+	if err := protocol.CheckChannel(req.Channel); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if err := protocol.CheckUID(req.UID); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if req.AppID == "" || req.Token == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "app_id and token are required")
+		return
+	}
+	if _, err := h.Verifier.Verify(req.Token, token.Expect{AppID: req.AppID, Channel: req.Channel, UID: req.UID}); err != nil {
+		code, status := tokenError(err)
+		writeError(w, status, code, err.Error())
+		return
+	}
+	region, edges := h.Edges(req.Region)
+	if len(edges) == 0 {
+		writeError(w, http.StatusServiceUnavailable, "no_edges", "no healthy edge in the region")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(Response{Region: region, Edges: edges})
+}
+
+// tokenError gives the code and HTTP status of a verification error.
+func tokenError(err error) (string, int) {
+	code := protocol.TokenErrorCode(err)
+	switch code {
+	case protocol.CodeInvalidToken, protocol.CodeTokenExpired:
+		return string(code), http.StatusUnauthorized
+	}
+	return string(code), http.StatusForbidden
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = code, message
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(b)
+}
