@@ -122,10 +122,17 @@ func TestPublishNeedsPrivilege(t *testing.T) {
 	}
 }
 
-// A subscriber receives exactly the publisher's payload bytes, for media and data.
+// A subscriber receives exactly the publisher's payload bytes, for media and data, over UDP and over the TCP
+// fallback.
 func TestForwarding(t *testing.T) {
+	t.Run("udp", func(t *testing.T) { testForwarding(t, webrtc.NetworkTypeUDP4) })
+	t.Run("tcp", func(t *testing.T) { testForwarding(t, webrtc.NetworkTypeTCP4) })
+}
+
+func testForwarding(t *testing.T, network webrtc.NetworkType) {
 	e := startEdge(t)
 	a, b := e.dial(t), e.dial(t)
+	a.api, b.api = clientAPI(t, network), clientAPI(t, network)
 	if r := a.join(e.token(t, "room", "alice", nil), "room", "alice"); r.Type != protocol.TypeJoined {
 		t.Fatal(errCode(r))
 	}

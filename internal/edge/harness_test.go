@@ -181,13 +181,13 @@ func (e *testEdge) dial(t *testing.T) *testClient {
 	conn.SetReadLimit(1 << 20)
 	c := &testClient{t: t, conn: conn, notify: make(chan struct{}, 1), tracks: make(chan *webrtc.TrackRemote, 16),
 		data: make(chan []byte, 1024), closed: make(chan struct{})}
-	c.api = clientAPI(t)
+	c.api = clientAPI(t, webrtc.NetworkTypeUDP4)
 	go c.read()
 	t.Cleanup(c.close)
 	return c
 }
 
-func clientAPI(t *testing.T) *webrtc.API {
+func clientAPI(t *testing.T, network webrtc.NetworkType) *webrtc.API {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(codecOpus, webrtc.RTPCodecTypeAudio); err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func clientAPI(t *testing.T) *webrtc.API {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(0)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes([]webrtc.NetworkType{network})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se))
 }
 
