@@ -45,6 +45,8 @@ func rootCommand() *command {
 			tokenCommand(),
 			sframeCommand(),
 			devCommand(),
+			joinCommand(),
+			loadtestCommand(),
 			versionCommand(),
 		},
 	}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/loadtest"
+)
+
+func loadtestCommand() *command {
+	var (
+		cf                                clientFlags
+		channel                           string
+		channels, publishers, subscribers int
+		audio, video, data, jsonOut       bool
+		duration                          time.Duration
+	)
+	return &command{
+		name:    "loadtest",
+		summary: "measure a network: many clients in one process, every frame checked",
+		usage: `stoa loadtest --url URL --app-id ID --app-cert CERT [--channel NAME] [--channels 1] [--publishers 1]
+              [--subscribers 10] [--audio] [--video] [--data] [--duration 10s] [--e2ee-secret HEX] [--json]
+
+Publishers send synthetic end-to-end encrypted frames that carry a send time and a sequence number;
+subscribers decrypt and check every one. Counting starts once every subscriber receives every track and
+ends after --duration; frames_expected counts, for every subscriber, each frame published meanwhile.
+Prints progress each second and a summary; --json prints
+{"frames_sent","frames_expected","frames_received","decrypt_failures","join_ms":{...},"latency_ms":{...},...}.`,
+		flags: func(fs *flag.FlagSet) {
+			cf.register(fs)
+			fs.StringVar(&channel, "channel", "load", "channel name, or name prefix with --channels > 1")
+			fs.IntVar(&channels, "channels", 1, "number of channels")
+			fs.IntVar(&publishers, "publishers", 1, "publishers per channel")
+			fs.IntVar(&subscribers, "subscribers", 10, "subscribers per channel")
+			fs.BoolVar(&audio, "audio", false, "publish audio (default if no kind is given)")
+			fs.BoolVar(&video, "video", false, "publish video")
+			fs.BoolVar(&data, "data", false, "publish data messages")
+			fs.DurationVar(&duration, "duration", 10*time.Second, "measured duration")
+			fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+		},
+		run: func(ctx context.Context, args []string, env *cmdEnv) error {
+			rest, err := env.parse(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return usagef("unexpected argument %q", rest[0])
+			}
+			cert, err := cf.appCert.require()
+			if err != nil {
+				return err
+			}
+			if cf.url == "" || cf.appID == "" {
+				return usagef("--url and --app-id are required")
+			}
+			if channels < 1 || publishers < 0 || subscribers < 0 || duration <= 0 {
+				return usagef("--channels must be at least 1, counts not negative, --duration positive")
+			}
+			secret, err := cf.secret()
+			if err != nil {
+				return err
+			}
+			tlsCfg, err := cf.tlsConfig()
+			if err != nil {
+				return err
+			}
+			res, err := loadtest.Run(ctx, loadtest.Config{URL: cf.url, AppID: cf.appID, AppCert: cert, Channel: channel,
+				Channels: channels, Publishers: publishers, Subscribers: subscribers, Audio: audio, Video: video, Data: data,
+				Duration: duration, Secret: secret, TLSConfig: tlsCfg, Progress: env.stderr})
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(env.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(env.stdout, "delivered %d of %d expected frames (%.3f%%), %d decrypt failures, %d corrupt\n",
+				res.FramesReceived, res.FramesExpected, 100*res.Delivery, res.DecryptFailures, res.Corrupt)
+			fmt.Fprintf(env.stdout, "join ms p50 %.1f p95 %.1f max %.1f; latency ms p50 %.2f p95 %.2f p99 %.2f max %.2f\n",
+				res.JoinMS.P50, res.JoinMS.P95, res.JoinMS.Max, res.LatencyMS.P50, res.LatencyMS.P95, res.LatencyMS.P99, res.LatencyMS.Max)
+			fmt.Fprintf(env.stdout, "cpu %.2f s over %.1f s, peak memory %.0f MB\n", res.CPUSeconds, res.DurationS, res.MaxRSSMB)
+			return nil
+		},
+	}
+}
