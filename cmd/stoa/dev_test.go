@@ -20,8 +20,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // devNet is a running `stoa dev` in this process.
 type devNet struct {
@@ -97,5 +101,60 @@ func TestDevKeepsItsProject(t *testing.T) {
 	given := startDev(t, "--app-id", strings.Repeat("1", 32), "--app-cert", strings.Repeat("2", 32))
 	if given.appID != strings.Repeat("1", 32) {
 		t.Errorf("app id %s", given.appID)
+	}
+}
+
+// The main job end to end, in process: stoa dev, a load test with audio, video and data, and an eavesdropper
+// that joins the same channel with the wrong channel secret and decrypts nothing.
+func TestDevLoadtestAndWrongSecret(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a network")
+	}
+	d := startDev(t)
+	secret := strings.Repeat("ab", 32)
+	var ltOut, ltErr syncBuffer
+	ltDone := make(chan int, 1)
+	go func() {
+		ltDone <- runMain(context.Background(), []string{"loadtest", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert,
+			"--channel", "lt", "--publishers", "1", "--subscribers", "3", "--audio", "--video", "--data",
+			"--duration", "3s", "--e2ee-secret", secret, "--json"}, &ltOut, &ltErr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(ltErr.String(), "measuring") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load test did not start measuring: %s", ltErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, out, errOut := stoa(t, "join", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--channel", "lt",
+		"--uid", "eve", "--subscribe", "--duration", "1500ms", "--e2ee-secret", strings.Repeat("cd", 32), "--json")
+	if code != 0 {
+		t.Fatalf("join: %d %s", code, errOut)
+	}
+	var eve joinSummary
+	if err := json.Unmarshal([]byte(out), &eve); err != nil {
+		t.Fatalf("join printed %q: %v", out, err)
+	}
+	if eve.FramesReceived == 0 || eve.DecryptOK != 0 || eve.DecryptFailed == 0 {
+		t.Errorf("with the wrong secret: %+v", eve)
+	}
+
+	if code := <-ltDone; code != 0 {
+		t.Fatalf("loadtest: %d %s", code, ltErr.String())
+	}
+	var res struct {
+		FramesSent      uint64  `json:"frames_sent"`
+		FramesExpected  uint64  `json:"frames_expected"`
+		DecryptFailures uint64  `json:"decrypt_failures"`
+		Corrupt         uint64  `json:"corrupt"`
+		Delivery        float64 `json:"delivery"`
+	}
+	dec := json.NewDecoder(strings.NewReader(ltOut.String()))
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("loadtest printed %q: %v", ltOut.String(), err)
+	}
+	// Loopback loses nothing, but a loaded CI machine may delay the last frames past the drain period.
+	if res.FramesSent == 0 || res.FramesExpected != 3*res.FramesSent || res.Delivery < 0.99 || res.DecryptFailures != 0 || res.Corrupt != 0 {
+		t.Errorf("loadtest: %+v", res)
 	}
 }
