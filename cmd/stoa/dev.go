@@ -171,8 +171,10 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if certPath != "" {
 		fmt.Fprintf(env.stdout, "  tls:       self-signed %s\n", certPath)
 	}
-	fmt.Fprintf(env.stdout, "  try:       stoa join --url %s --app-id %s --app-cert %s --channel demo --uid 1 --publish audio,video --subscribe\n",
-		url, proj.AppID, proj.AppCert)
+	// An example channel secret for trying things out: it is printed, never kept or used by the network, which
+	// only ever sees ciphertext. Every member of a channel must use the same one.
+	fmt.Fprintf(env.stdout, "  try:       stoa join --url %s --app-id %s --app-cert %s --channel demo --uid 1 --publish audio,video --subscribe --e2ee-secret %s\n",
+		url, proj.AppID, proj.AppCert, randomHex(32))
 
 	<-runCtx.Done()
 	o.log.Info("stopping")
