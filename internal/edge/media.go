@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/stoa-rtc/stoa/internal/edge/forward"
 	"github.com/stoa-rtc/stoa/internal/protocol"
 )
 
@@ -23,7 +24,17 @@ func (s *session) newSubscriberPC() error {
 		return err
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			// Video subscribers start at a keyframe: ask for one as soon as media can flow.
+			s.post(func() {
+				for id := range s.subscribed {
+					if p := s.room.track(id); p != nil && p.local != nil {
+						p.local.RequestKeyframe()
+					}
+				}
+			})
+		case webrtc.PeerConnectionStateFailed:
 			s.post(func() { s.sendError(0, protocol.CodeNegotiation, "subscriber connection failed") })
 		}
 	})
@@ -97,6 +108,8 @@ func (s *session) handlePublisherOffer(m *protocol.Message) {
 			return
 		}
 		pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { s.post(func() { s.onTrack(t) }) })
+		s.wg.Add(1)
+		go s.sendKeyframeRequests()
 		pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.post(func() { s.onDataChannel(dc) }) })
 		s.pubMu.Lock()
 		s.pubPC = pc
@@ -143,12 +156,12 @@ func (s *session) onTrack(t *webrtc.TrackRemote) {
 	if kind == protocol.KindVideo {
 		codec = codecVP8.RTPCodecCapability
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(codec, p.id, s.uid)
+	local, err := forward.NewTrack(p.id, s.uid, codec, forward.WithKeyframeRequest(s.requestKeyframe))
 	if err != nil {
 		s.sendError(0, protocol.CodeInternal, "could not forward the track")
 		return
 	}
-	p.local, p.ssrc = local, uint32(t.SSRC())
+	p.local = local
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -212,26 +225,12 @@ func (s *session) addSubscription(p *publication) bool {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		readSubscriberRTCP(sender, p)
+		// Reading the subscriber's RTCP lets the interceptors answer its NACKs; its picture loss reports become
+		// keyframe requests to the publisher. Returns when the sender stops.
+		forward.ReadRTCP(sender, p.local.RequestKeyframe)
 	}()
-	p.requestKeyframe()
+	p.local.RequestKeyframe()
 	return true
-}
-
-// readSubscriberRTCP reads the subscriber's RTCP for one track (NACKs are answered by the interceptors) and turns
-// picture loss reports into keyframe requests to the publisher. It returns when the sender stops.
-func readSubscriberRTCP(sender *webrtc.RTPSender, p *publication) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, pkt := range pkts {
-			if isKeyframeRequest(pkt) {
-				p.requestKeyframe()
-			}
-		}
-	}
 }
 
 func (s *session) unsubscribe(p *publication) {

@@ -3,8 +3,6 @@ package edge
 import (
 	"time"
 
-	"github.com/pion/rtcp"
-
 	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/token"
 )
@@ -83,12 +81,4 @@ func (s *session) privilegeExpired(priv token.Privilege, state protocol.Privileg
 			s.room.unpublish(p)
 		}
 	}
-}
-
-func isKeyframeRequest(p rtcp.Packet) bool {
-	switch p.(type) {
-	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-		return true
-	}
-	return false
 }

@@ -3,12 +3,11 @@ package edge
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/stoa-rtc/stoa/internal/edge/forward"
 	"github.com/stoa-rtc/stoa/internal/protocol"
 )
 
@@ -155,10 +154,8 @@ type publication struct {
 	owner  *session
 	closed atomic.Bool
 
-	// audio and video
-	local   *webrtc.TrackLocalStaticRTP
-	ssrc    uint32
-	lastPLI atomic.Int64 // unix nanos of the last keyframe request
+	// audio and video: the forwarding track that every subscriber connection binds
+	local *forward.Track
 
 	// data: the subscribers' data channels, copied on write so that forwarding takes no lock
 	dataSubs atomic.Pointer[[]*dataSub]
@@ -190,26 +187,9 @@ func (p *publication) forwardRTP(track *webrtc.TrackRemote, forwarded func()) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		pkt.Extension, pkt.Extensions = false, nil // header extensions were negotiated per connection upstream
-		p.local.WriteRTP(&pkt)
+		p.local.Forward(&pkt.Header, pkt.Payload)
 		forwarded()
 	}
-}
-
-// minPLIInterval throttles keyframe requests to a publisher: many subscribers joining at once cost one keyframe.
-const minPLIInterval = 500 * time.Millisecond
-
-// requestKeyframe asks the publisher for a keyframe, at most once per minPLIInterval.
-func (p *publication) requestKeyframe() {
-	if p.kind != protocol.KindVideo || p.ssrc == 0 {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := p.lastPLI.Load()
-	if now-last < int64(minPLIInterval) || !p.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
-	p.owner.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: p.ssrc}})
 }
 
 func (p *publication) addDataSub(d *dataSub) {

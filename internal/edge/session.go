@@ -67,7 +67,8 @@ type session struct {
 	limiter    *rate.Limiter
 	floods     int
 
-	pubMu sync.Mutex // guards pubPC for writeRTCP from other goroutines
+	pubMu     sync.Mutex // guards pubPC for sendKeyframeRequests
+	keyframes chan uint32
 }
 
 func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +79,8 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 	ss := &session{
 		srv: s, id: randomID(8), conn: conn, ua: r.UserAgent(),
 		tasks: make(chan func(), 256), out: make(chan *protocol.Message, 256), done: make(chan struct{}),
-		pending: map[string]protocol.Kind{}, published: map[string]*publication{}, subscribed: map[string]*webrtc.RTPSender{},
+		keyframes: make(chan uint32, 4),
+		pending:   map[string]protocol.Kind{}, published: map[string]*publication{}, subscribed: map[string]*webrtc.RTPSender{},
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -433,13 +435,29 @@ func randomID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// writeRTCP sends RTCP to the publisher (keyframe requests). Safe from any goroutine.
-func (s *session) writeRTCP(pkts []rtcp.Packet) {
-	s.pubMu.Lock()
-	pc := s.pubPC
-	s.pubMu.Unlock()
-	if pc != nil {
-		pc.WriteRTCP(pkts)
+// requestKeyframe queues a picture loss indication for one of this session's published tracks. It is called on
+// forwarding goroutines, which must not block on the network: a full queue drops the request (the forwarder
+// repeats it).
+func (s *session) requestKeyframe(ssrc uint32) {
+	select {
+	case s.keyframes <- ssrc:
+	default:
+	}
+}
+
+// sendKeyframeRequests sends the queued keyframe requests to the publisher until the session ends.
+func (s *session) sendKeyframeRequests() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case ssrc := <-s.keyframes:
+			s.pubMu.Lock()
+			pc := s.pubPC
+			s.pubMu.Unlock()
+			pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		}
 	}
 }
 

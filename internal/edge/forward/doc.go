@@ -26,7 +26,10 @@
 // the first packet it forwards from a source: the downstream sequence starts
 // at a random value (RFC 3550 §5.1 asks for random initial values) and, after
 // a source change, continues at last+1; timestamps continue monotonically,
-// advanced by the wall-clock time between the sources (at least one frame).
+// advanced by the wall-clock time between the sources (at least one frame,
+// at most 2^30 ticks). The clock is read only when a binding anchors: the
+// old source's last packet is placed in wall-clock time by its media time
+// since its anchor, so the steady state costs no clock reads.
 // Within a source the mapping is a fixed offset modulo 2^16 and 2^32, so
 // upstream loss stays a gap downstream (the subscriber's NACKs, answered by
 // Pion's NACK responder on the subscriber connection, still name real
@@ -48,6 +51,15 @@
 // callback given with [WithKeyframeRequest], throttled, so the edge can send
 // a PLI to the publisher. Audio bindings forward immediately: every Opus
 // packet is independently decodable.
+//
+// A binding starts only from a packet its writer accepted. Pion binds a
+// track when negotiation completes but drops packets, reporting 0 bytes
+// and no error, until DTLS-SRTP is up, and the keyframe asked for at Bind
+// often arrives in that window. A binding whose start packet was refused
+// keeps waiting, and asks for keyframes with a backoff growing from the
+// keyframe interval to 8 s, so that a subscriber that never connects costs
+// the publisher few keyframes. The edge shortens the wait by calling
+// [Track.RequestKeyframe] when a subscriber connection becomes connected.
 //
 // # Header extensions are dropped
 //

@@ -36,7 +36,7 @@ type fakeContext struct {
 	writer webrtc.TrackLocalWriter
 }
 
-func (c *fakeContext) CodecParameters() []webrtc.RTPCodecParameters          { return c.codecs }
+func (c *fakeContext) CodecParameters() []webrtc.RTPCodecParameters           { return c.codecs }
 func (c *fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
 func (c *fakeContext) SSRC() webrtc.SSRC                                      { return c.ssrc }
 func (c *fakeContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }

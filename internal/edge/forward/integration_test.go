@@ -141,10 +141,10 @@ func TestIntegrationLoopback(t *testing.T) {
 			}
 		}
 	})
-	negotiate(t, edge, sub)
-
 	// The fake publisher: a packet every 5 ms, deltas unless a keyframe
-	// was asked for, upstream sequence numbers wrapping soon.
+	// was asked for, upstream sequence numbers wrapping soon. It starts
+	// before negotiation, so packets meet the binding before DTLS-SRTP is
+	// up, when Pion swallows them, as a busy publisher's would.
 	const upstreamSSRC = 0x5eed
 	var (
 		sentMu sync.Mutex
@@ -182,6 +182,7 @@ func TestIntegrationLoopback(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-pubDone }()
+	negotiate(t, edge, sub)
 
 	select {
 	case ssrc := <-requested:
@@ -253,6 +254,8 @@ func TestIntegrationLoopback(t *testing.T) {
 	}
 	for !check(next()) {
 	}
+
+	t.Logf("track stats: %+v", track.Stats())
 
 	// Closing the connections unbinds the Track and ends the RTCP reader.
 	if err := edge.Close(); err != nil {

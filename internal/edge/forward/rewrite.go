@@ -13,7 +13,13 @@ const maxTimestampGap = 1 << 30
 // Within a source the mapping is a fixed offset (modulo 2^16 and 2^32), so
 // gaps and reordering survive. Across sources it keeps the downstream stream
 // continuous: the next anchor continues at the last sequence number + 1 and
-// advances the timestamp by the wall-clock time between the sources.
+// advances the timestamp by the wall-clock time since the last packet, at
+// least one frame.
+//
+// The clock is read only when anchoring, not per packet: the wall-clock time
+// of the last packet is taken to be the anchor's plus the media time between
+// them (lastTS - anchorTS), which is what RTP timestamps measure (RFC 3550
+// §5.1), silence and pauses included.
 type rewriter struct {
 	// anchored reports whether the fields below map the current source.
 	anchored bool
@@ -31,46 +37,54 @@ type rewriter struct {
 	outBase uint16
 	// tsOffset is added to upstream timestamps, modulo 2^32.
 	tsOffset uint32
+	// anchorTS is the anchor packet's downstream timestamp, and
+	// anchorNanos the clock reading when it was forwarded.
+	anchorTS    uint32
+	anchorNanos int64
 
 	// started reports whether anything has been forwarded, that is, whether
-	// lastSeq, lastTS and lastNanos hold the downstream position.
+	// lastSeq and lastTS hold the downstream position.
 	started bool
 	// lastSeq and lastTS are the downstream numbers of the highest packet
-	// forwarded, and lastNanos the clock reading when it was forwarded.
-	lastSeq   uint16
-	lastTS    uint32
-	lastNanos int64
+	// forwarded.
+	lastSeq uint16
+	lastTS  uint32
 }
 
 // anchor starts mapping a source at the packet (seq, ts) forwarded at
 // nowNanos. A rewriter that has never forwarded starts at (initSeq, initTS);
-// one that has continues at lastSeq+1 and lastTS plus the elapsed time in
-// clock ticks, at least minGap.
+// one that has continues at lastSeq+1 and lastTS plus the time since the
+// last packet in clock ticks, at least minGap.
 func (r *rewriter) anchor(seq uint16, ts uint32, epoch uint64, nowNanos int64,
 	clockRate, minGap uint32, initSeq uint16, initTS uint32,
 ) {
 	outSeq, outTS := initSeq, initTS
 	if r.started {
 		outSeq = r.lastSeq + 1
-		outTS = r.lastTS + timestampGap(nowNanos-r.lastNanos, clockRate, minGap)
+		// Media time the old source covered after its anchor; a source
+		// whose timestamps went backwards covered none.
+		span := max(int64(int32(r.lastTS-r.anchorTS)), 0)
+		gap := ticks(nowNanos-r.anchorNanos, clockRate) - span
+		outTS = r.lastTS + uint32(min(max(gap, int64(minGap)), maxTimestampGap))
 	}
 	*r = rewriter{
-		anchored:  true,
-		epoch:     epoch,
-		maxIn:     seq,
-		outBase:   outSeq,
-		tsOffset:  outTS - ts,
-		started:   true,
-		lastSeq:   outSeq,
-		lastTS:    outTS,
-		lastNanos: nowNanos,
+		anchored:    true,
+		epoch:       epoch,
+		maxIn:       seq,
+		outBase:     outSeq,
+		tsOffset:    outTS - ts,
+		anchorTS:    outTS,
+		anchorNanos: nowNanos,
+		started:     true,
+		lastSeq:     outSeq,
+		lastTS:      outTS,
 	}
 }
 
 // rewrite maps an upstream packet of the anchored source. It reports false
 // for a packet older than the anchor, which has no place downstream: its
 // number would collide with one already sent before the anchor.
-func (r *rewriter) rewrite(seq uint16, ts uint32, nowNanos int64) (outSeq uint16, outTS uint32, ok bool) {
+func (r *rewriter) rewrite(seq uint16, ts uint32) (outSeq uint16, outTS uint32, ok bool) {
 	diff := int64(int16(seq - r.maxIn))
 	ext := r.maxExt + diff
 	if ext < 0 {
@@ -80,31 +94,28 @@ func (r *rewriter) rewrite(seq uint16, ts uint32, nowNanos int64) (outSeq uint16
 	outTS = ts + r.tsOffset
 	if diff > 0 {
 		r.maxIn, r.maxExt = seq, ext
-		r.lastSeq, r.lastTS, r.lastNanos = outSeq, outTS, nowNanos
+		r.lastSeq, r.lastTS = outSeq, outTS
 	}
 	return outSeq, outTS, true
 }
 
-// timestampGap converts elapsed wall-clock time into RTP clock ticks, at
-// least minGap and at most maxTimestampGap.
-func timestampGap(elapsedNanos int64, clockRate, minGap uint32) uint32 {
-	if elapsedNanos <= 0 {
-		return minGap
+// maxTicks bounds ticks: far beyond any gap that is used, far below
+// overflow.
+const maxTicks = 1 << 40
+
+// ticks converts elapsed wall-clock time into RTP clock ticks, 0 for no
+// time and at most maxTicks.
+func ticks(elapsedNanos int64, clockRate uint32) int64 {
+	if elapsedNanos <= 0 || clockRate == 0 {
+		return 0
 	}
 	const nanosPerSecond = 1_000_000_000
-	e := uint64(elapsedNanos)
-	// Split into whole seconds and the rest so no product can overflow:
-	// secs*clockRate < 2^30 * 2^32 and rest*clockRate < 1e9 * 2^32 < 2^64.
+	e, rate := uint64(elapsedNanos), uint64(clockRate)
+	// Whole seconds and the rest apart, so neither product can overflow:
+	// secs*rate < maxTicks, and rest*rate < 1e9 * 2^32 < 2^64.
 	secs := e / nanosPerSecond
-	if secs >= maxTimestampGap {
-		return maxTimestampGap
+	if secs >= maxTicks/rate {
+		return maxTicks
 	}
-	ticks := secs*uint64(clockRate) + e%nanosPerSecond*uint64(clockRate)/nanosPerSecond
-	switch {
-	case ticks < uint64(minGap):
-		return minGap
-	case ticks > maxTimestampGap:
-		return maxTimestampGap
-	}
-	return uint32(ticks)
+	return int64(secs*rate + e%nanosPerSecond*rate/nanosPerSecond)
 }

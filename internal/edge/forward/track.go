@@ -36,8 +36,8 @@ func WithRID(rid string) Option {
 // WithKeyframeRequest sets the function a video Track calls when it needs a
 // keyframe from the publisher: a binding is waiting for one, or a subscriber
 // sent a PLI or FIR (see [ReadRTCP]). upstreamSSRC is the SSRC of the last
-// packet forwarded, or 0 before the first; the edge typically sends a PLI
-// (RFC 4585 §6.3.1) for it on the publisher's PeerConnection.
+// packet given to Forward, or 0 before the first; the edge typically sends
+// a PLI (RFC 4585 §6.3.1) for it on the publisher's PeerConnection.
 //
 // Calls are throttled (see [WithKeyframeInterval]) and may come from the
 // forwarding goroutine, so fn must not block for long.
@@ -113,7 +113,18 @@ type binding struct {
 	// hdr is the header written; it lives here, not on the stack, so
 	// passing it to the writer interface does not allocate.
 	hdr rtp.Header
+
+	// notReady reports that the writer refused the last packet the
+	// binding tried to start from; see forward. While it is set, the
+	// binding asks for keyframes only at retryAt, backing off.
+	notReady bool
+	backoff  int64 // nanoseconds
+	retryAt  int64 // clock reading
 }
+
+// maxStartBackoff bounds the wait between keyframe requests for a binding
+// whose writer is not ready, once the backoff has grown.
+const maxStartBackoff = int64(8 * time.Second)
 
 // NewTrack returns a Track with the given track ID (the msid track id),
 // stream ID (the msid stream id) and codec. The codec must be audio or VP8
@@ -294,7 +305,8 @@ var errNilPacket = errors.New("forward: nil packet")
 // Forward writes one upstream packet to every binding: a copy of h with the
 // binding's SSRC, payload type, sequence number and timestamp, no header
 // extensions, and payload itself, unchanged and uncopied. A video binding
-// that waits for a keyframe skips the packet and asks for a keyframe.
+// that waits for a keyframe skips the packet and asks for a keyframe (see
+// the package documentation for when).
 //
 // Neither h nor payload is modified or retained once Forward returns (Pion's
 // write path encrypts into its own buffer, and its NACK responder copies),
@@ -306,7 +318,6 @@ var errNilPacket = errors.New("forward: nil packet")
 //
 // Forward does not allocate.
 func (t *Track) Forward(h *rtp.Header, payload []byte) {
-	now := t.now()
 	epoch := t.sourceEpoch(h.SSRC)
 	t.packetsIn.Add(1)
 	t.bytesIn.Add(uint64(len(payload)))
@@ -316,10 +327,13 @@ func (t *Track) Forward(h *rtp.Header, payload []byte) {
 		return
 	}
 	canStart := t.canStart == nil || t.canStart(payload)
+	// The clock is read only if a binding anchors, at most once per
+	// packet: it costs more than the rest of a forward on some machines.
+	now := int64(-1)
 	var sent, failed, dropped int
 	waiting := false
 	for _, b := range bs {
-		switch b.forward(t, h, payload, epoch, now, canStart) {
+		switch b.forward(t, h, payload, epoch, &now, canStart) {
 		case wrote:
 			sent++
 		case writeFailed:
@@ -327,7 +341,7 @@ func (t *Track) Forward(h *rtp.Header, payload []byte) {
 		case waitKeyframe:
 			dropped++
 			waiting = true
-		case tooOld:
+		case waitQuiet, tooOld:
 			dropped++
 		}
 	}
@@ -351,12 +365,15 @@ type outcome uint8
 const (
 	wrote outcome = iota
 	writeFailed
-	waitKeyframe // not anchored in this source yet
+	waitKeyframe // not started in this source; ask for a keyframe
+	waitQuiet    // not started in this source; do not ask now
 	tooOld       // older than the binding's anchor
 	unbound
 )
 
-func (b *binding) forward(t *Track, h *rtp.Header, payload []byte, epoch uint64, now int64, canStart bool) outcome {
+// forward rewrites and writes one packet for the binding. now caches the
+// clock reading for the packet; -1 means not read yet.
+func (b *binding) forward(t *Track, h *rtp.Header, payload []byte, epoch uint64, now *int64, canStart bool) outcome {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.unbound {
@@ -365,13 +382,16 @@ func (b *binding) forward(t *Track, h *rtp.Header, payload []byte, epoch uint64,
 	anchoring := !b.rw.anchored || b.rw.epoch != epoch
 	var before rewriter
 	if anchoring {
+		if *now < 0 {
+			*now = t.now()
+		}
 		if !canStart {
-			return waitKeyframe
+			return b.wait(t, *now)
 		}
 		before = b.rw
-		b.rw.anchor(h.SequenceNumber, h.Timestamp, epoch, now, t.codec.ClockRate, t.minGap, b.initSeq, b.initTS)
+		b.rw.anchor(h.SequenceNumber, h.Timestamp, epoch, *now, t.codec.ClockRate, t.minGap, b.initSeq, b.initTS)
 	}
-	seq, ts, ok := b.rw.rewrite(h.SequenceNumber, h.Timestamp, now)
+	seq, ts, ok := b.rw.rewrite(h.SequenceNumber, h.Timestamp)
 	if !ok {
 		return tooOld
 	}
@@ -392,19 +412,47 @@ func (b *binding) forward(t *Track, h *rtp.Header, payload []byte, epoch uint64,
 		b.hdr.PaddingSize = h.PaddingSize
 	}
 	n, err := b.writer.WriteRTP(&b.hdr, payload)
-	switch {
-	case err != nil:
-		return writeFailed
-	case n == 0 && anchoring:
-		// Pion reports 0 bytes and no error for a packet it dropped
-		// because DTLS-SRTP is not up yet, and a binding is created
-		// before it is. Starting from a packet the subscriber never got
-		// would leave a video subscriber without its keyframe, so the
-		// binding waits for the next packet it can start from.
+	if anchoring && (err != nil || n == 0) {
+		// The writer refused the packet the binding was to start from.
+		// Pion reports 0 bytes and no error for a packet it drops because
+		// DTLS-SRTP is not up yet, and binds a track before it is; the
+		// keyframe asked for at Bind often arrives in that window.
+		// Starting from a packet the subscriber never got would leave it
+		// decoding deltas without their keyframe, so the binding waits
+		// for the next packet it can start from. Until one is accepted,
+		// it asks for keyframes with a growing backoff, so a subscriber
+		// that never connects cannot make the publisher send a keyframe
+		// every interval.
 		b.rw = before
+		if !b.notReady {
+			b.notReady = true
+			b.backoff = t.keyframeInterval
+			b.retryAt = *now + b.backoff
+		}
+		if err != nil {
+			return writeFailed
+		}
+		return waitQuiet
+	}
+	if err != nil {
+		return writeFailed
+	}
+	b.notReady = false
+	return wrote
+}
+
+// wait is the outcome for a packet a binding cannot start from: ask for a
+// keyframe, unless the writer is not ready and the backoff has not passed.
+func (b *binding) wait(t *Track, now int64) outcome {
+	if !b.notReady {
 		return waitKeyframe
 	}
-	return wrote
+	if now < b.retryAt {
+		return waitQuiet
+	}
+	b.backoff = min(max(2*b.backoff, t.keyframeInterval), maxStartBackoff)
+	b.retryAt = now + b.backoff
+	return waitKeyframe
 }
 
 // sourceEpoch notes the SSRC of a packet and returns the current source

@@ -153,7 +153,7 @@ func TestRewriterSequenceSweep(t *testing.T) {
 		var r rewriter
 		r.anchor(start, 0, 0, 0, 48000, 960, out0, 0)
 		for _, off := range arrivals {
-			got, _, ok := r.rewrite(start+uint16(off), 0, 0)
+			got, _, ok := r.rewrite(start+uint16(off), 0)
 			if off < 0 {
 				if ok {
 					t.Fatalf("start %d: offset %d forwarded as %d, want dropped", start, off, got)
@@ -177,7 +177,7 @@ func TestRewriterLongRun(t *testing.T) {
 		for i := 0; i < 4*65536; i += 2 {
 			// Pairs arrive swapped: i+1 before i.
 			for _, k := range []int{i + 1, i} {
-				got, _, ok := r.rewrite(start+uint16(k), 0, 0)
+				got, _, ok := r.rewrite(start+uint16(k), 0)
 				if want := uint16(out0 + k); !ok || got != want {
 					t.Fatalf("start %d: packet %d -> %d (ok %v), want %d", start, k, got, ok, want)
 				}
@@ -217,27 +217,27 @@ func TestForwardWraparound(t *testing.T) {
 	}
 }
 
-func TestTimestampGap(t *testing.T) {
+func TestTicks(t *testing.T) {
 	tests := []struct {
 		elapsed time.Duration
 		rate    uint32
-		want    uint32
+		want    int64
 	}{
-		{0, 48000, 960},
-		{-time.Second, 48000, 960},
-		{5 * time.Millisecond, 48000, 960},
+		{0, 48000, 0},
+		{-time.Second, 48000, 0},
+		{time.Second, 0, 0},
 		{20 * time.Millisecond, 48000, 960},
 		{21 * time.Millisecond, 48000, 1008},
 		{2 * time.Second, 90000, 180000},
 		{1500 * time.Millisecond, 90000, 135000},
 		{3 * time.Hour, 90000, 972_000_000},
-		{4 * time.Hour, 90000, maxTimestampGap},
-		{1 << 62, 90000, maxTimestampGap},
-		{1<<63 - 1, 1<<32 - 1, maxTimestampGap},
+		{1 << 62, 90000, maxTicks},
+		{1<<63 - 1, 1<<32 - 1, maxTicks},
+		{1<<63 - 1, 1, 9_223_372_036},
 	}
 	for _, tt := range tests {
-		if got := timestampGap(int64(tt.elapsed), tt.rate, 960); got != tt.want {
-			t.Errorf("timestampGap(%v, %d) = %d, want %d", tt.elapsed, tt.rate, got, tt.want)
+		if got := ticks(int64(tt.elapsed), tt.rate); got != tt.want {
+			t.Errorf("ticks(%v, %d) = %d, want %d", tt.elapsed, tt.rate, got, tt.want)
 		}
 	}
 }
@@ -251,8 +251,8 @@ func TestSourceSwitch(t *testing.T) {
 	tests := []struct {
 		name     string
 		codec    webrtc.RTPCodecCapability
-		explicit bool // SwitchSource with the SSRC unchanged
-		elapsed  time.Duration
+		explicit bool          // SwitchSource with the SSRC unchanged
+		elapsed  time.Duration // from the last old packet to the first new one
 		seq0     uint16
 		ts0      uint32
 		wantGap  uint32
@@ -277,14 +277,15 @@ func TestSourceSwitch(t *testing.T) {
 			if video {
 				first, rest = keyframeStart, keyframeCont
 			}
-			step := uint32(960)
-			if video {
-				step = 3000
-			}
+			// A packet every 20 ms: 960 ticks at 48 kHz, 1800 at 90 kHz.
+			step := tt.codec.ClockRate / 50
 
-			// Old source: three packets, upstream numbers far from the new.
+			// Old source: three packets, upstream numbers far from the new;
+			// then a pause before the new source's first packet.
 			tr.Forward(upstream(oldSSRC, 50000, 7_000_000), first)
+			clk.advanceMillis(20)
 			tr.Forward(upstream(oldSSRC, 50001, 7_000_000+step), rest)
+			clk.advanceMillis(20)
 			tr.Forward(upstream(oldSSRC, 50002, 7_000_000+2*step), rest)
 			clk.advance(int64(tt.elapsed))
 
@@ -433,41 +434,83 @@ func TestKeyframeGating(t *testing.T) {
 	}
 }
 
-// TestStartWaitsForDelivery: a binding does not start from a packet Pion
-// swallowed because the connection was not up yet.
+// TestStartWaitsForDelivery: a binding does not start from a packet its
+// writer swallowed (Pion does so before DTLS-SRTP is up), and meanwhile asks
+// for keyframes with a growing backoff.
 func TestStartWaitsForDelivery(t *testing.T) {
-	tests := []struct {
-		name     string
-		codec    webrtc.RTPCodecCapability
-		swallow  int
-		payloads [][]byte
-		want     []uint16 // downstream sequence numbers received
+	var requests atomic.Int32
+	tr, clk := testTrack(t, vp8Cap, 50, 0, WithKeyframeRequest(func(uint32) { requests.Add(1) }))
+	w := &fakeWriter{t: t, undelivered: 2}
+	if _, err := tr.Bind(&fakeContext{id: "a", ssrc: 1, codecs: subscriberCodecs, writer: w}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		at        int // ms
+		ssrc      uint32
+		payload   []byte
+		want      []uint16
+		wantAsked int32
 	}{
-		// The first keyframe is swallowed; the binding waits for the
-		// next one rather than starting with a delta.
-		{"video", vp8Cap, 1, [][]byte{keyframeStart, deltaStart, deltaStart, keyframeStart, deltaStart}, []uint16{50, 51}},
-		// Audio starts from the first delivered packet.
-		{"audio", opusCap, 2, [][]byte{opusFrame, opusFrame, opusFrame, opusFrame}, []uint16{50, 51}},
+		{0, 1, deltaStart, nil, 1},
+		{100, 1, keyframeStart, nil, 1}, // swallowed: retry at 600
+		{200, 1, deltaStart, nil, 1},
+		{600, 1, deltaStart, nil, 2},    // retry at 1600
+		{700, 1, keyframeStart, nil, 2}, // swallowed too
+		{1000, 1, deltaStart, nil, 2},
+		{1600, 1, deltaStart, nil, 3},
+		{1700, 1, keyframeStart, []uint16{50}, 3}, // the connection is up
+		{1710, 1, deltaStart, []uint16{50, 51}, 3},
+		{1720, 2, deltaStart, []uint16{50, 51}, 3}, // new source; Track throttle until 2100
+		{2200, 2, deltaStart, []uint16{50, 51}, 4}, // ready again: the usual interval
+		{2210, 2, keyframeStart, []uint16{50, 51, 52}, 4},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var requests atomic.Int32
-			tr, _ := testTrack(t, tt.codec, 50, 0, WithKeyframeInterval(0), WithKeyframeRequest(func(uint32) { requests.Add(1) }))
-			w := &fakeWriter{t: t, undelivered: tt.swallow}
-			if _, err := tr.Bind(&fakeContext{id: "a", ssrc: 1, codecs: subscriberCodecs, writer: w}); err != nil {
-				t.Fatal(err)
-			}
-			for i, p := range tt.payloads {
-				tr.Forward(upstream(1, uint16(i), uint32(i)*960), p)
-			}
-			if got := seqs(w.packets()); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-			if tt.codec.MimeType == webrtc.MimeTypeVP8 && requests.Load() == 0 {
-				t.Error("no keyframe request after the keyframe was swallowed")
-			}
-		})
+	for i, st := range steps {
+		clk.ns.Store(int64(st.at) * 1e6)
+		tr.Forward(upstream(st.ssrc, uint16(i), uint32(i)*3000), st.payload)
+		if got := seqs(w.packets()); !reflect.DeepEqual(got, st.want) {
+			t.Errorf("at %d ms: got %v, want %v", st.at, got, st.want)
+		}
+		if n := requests.Load(); n != st.wantAsked {
+			t.Errorf("at %d ms: %d keyframe requests, want %d", st.at, n, st.wantAsked)
+		}
 	}
+
+	t.Run("audio", func(t *testing.T) {
+		tr, _ := testTrack(t, opusCap, 50, 0)
+		w := &fakeWriter{t: t, undelivered: 2}
+		if _, err := tr.Bind(&fakeContext{id: "a", ssrc: 1, codecs: subscriberCodecs, writer: w}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			tr.Forward(upstream(1, uint16(i), uint32(i)*960), opusFrame)
+		}
+		if got := seqs(w.packets()); !reflect.DeepEqual(got, []uint16{50, 51}) {
+			t.Errorf("got %v, want [50 51]", got)
+		}
+	})
+
+	// A subscriber that never connects must not make the publisher send
+	// a keyframe every interval.
+	t.Run("never connects", func(t *testing.T) {
+		var requests atomic.Int32
+		var pending atomic.Bool
+		tr, clk := testTrack(t, vp8Cap, 0, 0, WithKeyframeRequest(func(uint32) { requests.Add(1); pending.Store(true) }))
+		w := &fakeWriter{t: t, undelivered: 1 << 30}
+		if _, err := tr.Bind(&fakeContext{id: "a", ssrc: 1, codecs: subscriberCodecs, writer: w}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 { // 30 s, a packet every 100 ms
+			p := deltaStart
+			if pending.Swap(false) {
+				p = keyframeStart
+			}
+			tr.Forward(upstream(1, uint16(i), uint32(i)*9000), p)
+			clk.advanceMillis(100)
+		}
+		if n := requests.Load(); n > 8 {
+			t.Errorf("%d keyframe requests in 30 s for a subscriber that never connected", n)
+		}
+	})
 }
 
 // TestAudioNotGated: audio forwards from the first packet and never asks
