@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/stoa-rtc/stoa/internal/dispatch"
 	"github.com/stoa-rtc/stoa/internal/edge"
+	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/internal/tlsutil"
 	"github.com/stoa-rtc/stoa/token"
 )
@@ -117,8 +119,16 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme, wsScheme, certPath = "https", "wss", path
 	}
+	// The entry point signs an edge ticket for every client it schedules, and the edge admits only those.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var ticketKeys ticket.Keys
+	ticketKeys.Set("dev-dispatcher", pub)
 	e, err := edge.New(edge.Config{ID: "edge-1", Region: "local", RTCAddr: net.JoinHostPort(host, fmt.Sprint(o.rtcPort)),
-		Verifier: verifier, Logger: o.log})
+		Verifier: verifier, Tickets: &ticketKeys, Logger: o.log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -136,6 +146,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux.Handle("/healthz", edgeHandler)
 	mux.Handle("/metrics", edgeHandler)
 	mux.Handle("/v1/dispatch", &dispatch.Handler{Verifier: verifier, Logger: o.log,
+		Signer: &dispatch.Signer{KID: "dev-dispatcher", Key: priv},
 		Edges: func(string) (string, []dispatch.Edge) {
 			return "local", []dispatch.Edge{{ID: e.ID(), Region: "local", URL: signalURL}}
 		}})

@@ -5,10 +5,14 @@ package dispatch
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/ticket"
 
 	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/token"
@@ -53,8 +57,38 @@ const maxBody = 8 << 10
 type Handler struct {
 	Verifier *token.Verifier
 	// Edges returns the edges to offer in region ("" = the dispatcher's own).
-	Edges  func(region string) (string, []Edge)
+	Edges func(region string) (string, []Edge)
+	// Signer signs the edge ticket of every answer; nil answers without a ticket.
+	Signer *Signer
 	Logger *slog.Logger
+}
+
+// Signer signs edge tickets with one dispatcher's key.
+type Signer struct {
+	KID string
+	Key ed25519.PrivateKey
+	// TTL is how long a ticket is valid: long enough for a client to fail over between its edges during a call
+	// (default 24 h, the longest a token lives).
+	TTL time.Duration
+	Now func() time.Time
+}
+
+// Sign makes the ticket for req onto edges.
+func (s *Signer) Sign(req Request, region string, edges []Edge) (string, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ttl := s.TTL
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
+	t := ticket.Ticket{KID: s.KID, AppID: req.AppID, Channel: req.Channel, UID: req.UID, Region: region,
+		IssuedAt: now().Unix(), Expires: now().Add(ttl).Unix()}
+	for _, e := range edges {
+		t.Edges = append(t.Edges, e.ID)
+	}
+	return ticket.Sign(t, s.Key)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,9 +131,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "no_edges", "no healthy edge in the region")
 		return
 	}
+	resp := Response{Region: region, Edges: edges}
+	if h.Signer != nil {
+		var err error
+		if resp.Ticket, err = h.Signer.Sign(req, region, edges); err != nil {
+			writeError(w, http.StatusInternalServerError, "internal", "could not sign the ticket")
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(Response{Region: region, Edges: edges})
+	json.NewEncoder(w).Encode(resp)
 }
 
 // tokenError gives the code and HTTP status of a verification error.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -24,6 +25,9 @@ type Config struct {
 	PublicIPs []string
 	// Verifier holds the projects' certificates; the edge verifies every join and renewal with it, offline.
 	Verifier *token.Verifier
+	// Tickets, if set, are the dispatcher keys this edge trusts, and every join must carry a dispatcher's ticket
+	// that names this edge; nil admits joins on the token alone (a single edge without a dispatcher).
+	Tickets *ticket.Keys
 	// Clock gives the time for expiry decisions (default: the system clock).
 	Clock Clock
 	// Logger receives the edge's logs (default: discard). Tokens and keys are never logged.

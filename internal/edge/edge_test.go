@@ -2,6 +2,8 @@ package edge
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -292,5 +295,41 @@ func TestEventsCarryNoSecrets(t *testing.T) {
 	}
 	if got[0] != EventJoin || got[1] != EventLeave {
 		t.Errorf("events %v", got)
+	}
+}
+
+// With dispatcher keys configured, the edge admits only joins whose ticket names it.
+func TestTicketRequired(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys ticket.Keys
+	keys.Set("d1", pub)
+	e := startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys })
+	sign := func(edges ...string) string {
+		s, err := ticket.Sign(ticket.Ticket{KID: "d1", AppID: testApp, Channel: "room", UID: "1", Edges: edges,
+			Expires: e.clock.Now().Add(time.Hour).Unix()}, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tok := e.token(t, "room", "1", nil)
+	for name, tc := range map[string]struct {
+		ticket string
+		code   string
+	}{
+		"none":        {"", string(protocol.CodeInvalidTicket)},
+		"other edges": {sign("edge-b", "edge-c"), string(protocol.CodeInvalidTicket)},
+		"garbage":     {"abc.def", string(protocol.CodeInvalidTicket)},
+		"ours":        {sign("edge-b", "edge-a"), "(joined)"},
+	} {
+		c := e.dial(t)
+		r := c.request(&protocol.Message{Type: protocol.TypeJoin, Join: &protocol.Join{Version: 1, Token: tok,
+			AppID: testApp, Channel: "room", UID: "1", Ticket: tc.ticket}})
+		if errCode(r) != tc.code {
+			t.Errorf("%s: join = %s, want %s", name, errCode(r), tc.code)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -318,6 +319,13 @@ func (s *session) handleJoin(m *protocol.Message) {
 	if err != nil {
 		fail(protocol.TokenErrorCode(err), err.Error())
 		return
+	}
+	if keys := s.srv.cfg.Tickets; keys != nil {
+		if _, err := keys.Verify(j.Ticket, ticket.Want{Edge: s.srv.cfg.ID, AppID: j.AppID, Channel: j.Channel,
+			UID: j.UID, Now: s.srv.cfg.Clock.Now()}); err != nil {
+			fail(protocol.CodeInvalidTicket, err.Error())
+			return
+		}
 	}
 	s.uid, s.grant, s.joined = j.UID, g, true
 	s.autoSubscribe = j.AutoSubscribe == nil || *j.AutoSubscribe
