@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,7 +102,7 @@ func (s *Server) newAPI() (*webrtc.API, error) {
 	se.SetICETCPMux(webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), s.tcp, 64))
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6})
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(0) // ice.MulticastDNSModeDisabled
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// Announce a publication as soon as it is negotiated, not at its first packet, so subscribers are ready.
 	se.SetFireOnTrackBeforeFirstRTP(true)
 	if len(s.cfg.PublicIPs) > 0 {
