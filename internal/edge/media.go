@@ -165,7 +165,7 @@ func (s *session) onTrack(t *webrtc.TrackRemote) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		p.forwardRTP(t, s.srv.metrics.forwarded.Inc)
+		p.forwardRTP(t, s.srv.metrics)
 	}()
 	s.announce(p)
 }

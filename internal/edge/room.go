@@ -3,6 +3,7 @@ package edge
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -173,10 +174,14 @@ func (p *publication) info() protocol.Track {
 
 // forwardRTP copies the publisher's packets to every subscriber until the track ends. Payloads are SFrame
 // ciphertext and pass unchanged.
-func (p *publication) forwardRTP(track *webrtc.TrackRemote, forwarded func()) {
+//
+// One packet in sampleEvery is timed from its arrival (decrypted by the publisher leg's SRTP) to its hand-over
+// to the last subscriber's socket (encrypted by each subscriber leg's SRTP): the latency the edge adds.
+func (p *publication) forwardRTP(track *webrtc.TrackRemote, m *metrics) {
+	const sampleEvery = 16
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	for {
+	for i := 0; ; i++ {
 		n, _, err := track.Read(buf)
 		if err != nil {
 			return
@@ -187,8 +192,14 @@ func (p *publication) forwardRTP(track *webrtc.TrackRemote, forwarded func()) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		p.local.Forward(&pkt.Header, pkt.Payload)
-		forwarded()
+		if i%sampleEvery == 0 {
+			t0 := time.Now()
+			p.local.Forward(&pkt.Header, pkt.Payload)
+			m.forwardLatency.Observe(time.Since(t0).Seconds())
+		} else {
+			p.local.Forward(&pkt.Header, pkt.Payload)
+		}
+		m.forwarded.Inc()
 	}
 }
 
