@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/ticket"
 
 	"github.com/stoa-rtc/stoa/internal/protocol"
@@ -106,6 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&req); err != nil {
+		guard.ReportBad(r, guard.ReasonBadRequest)
 		writeError(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object with app_id, channel, uid and token")
 		return
 	}
@@ -123,6 +125,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := h.Verifier.Verify(req.Token, token.Expect{AppID: req.AppID, Channel: req.Channel, UID: req.UID}); err != nil {
 		code, status := tokenError(err)
+		reason := guard.ReasonInvalidToken
+		switch code {
+		case string(protocol.CodeTokenExpired):
+			reason = guard.ReasonTokenExpired
+		case string(protocol.CodeUnknownApp):
+			reason = guard.ReasonUnknownApp
+		}
+		guard.ReportBad(r, reason)
 		writeError(w, status, code, err.Error())
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// Tickets, if set, are the dispatcher keys this edge trusts, and every join must carry a dispatcher's ticket
 	// that names this edge; nil admits joins on the token alone (a single edge without a dispatcher).
 	Tickets *ticket.Keys
+	// Guard, if set, limits connections and messages per client address and blocks addresses that keep sending
+	// bad requests (invalid tokens or tickets, malformed messages), region-wide through its BlockStore.
+	Guard *guard.Guard
 	// Clock gives the time for expiry decisions (default: the system clock).
 	Clock Clock
 	// Logger receives the edge's logs (default: discard). Tokens and keys are never logged.

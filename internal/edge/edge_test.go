@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
@@ -269,9 +270,7 @@ func TestDuplicateUIDReplaces(t *testing.T) {
 	if r := second.request(&protocol.Message{Type: protocol.TypePing}); r.Type != protocol.TypePong {
 		t.Errorf("the new session: %s", errCode(r))
 	}
-	if n := e.srv.Sessions(); n != 2 {
-		t.Errorf("%d sessions, want 2", n)
-	}
+	waitFor(t, 5*time.Second, "the replaced session to go", func() bool { return e.srv.Sessions() == 2 })
 }
 
 func TestEventsCarryNoSecrets(t *testing.T) {
@@ -331,5 +330,36 @@ func TestTicketRequired(t *testing.T) {
 		if errCode(r) != tc.code {
 			t.Errorf("%s: join = %s, want %s", name, errCode(r), tc.code)
 		}
+	}
+}
+
+// An address that keeps sending bad tokens is blocked before its WebSocket upgrade; others are served.
+func TestGuardBlocksBadClients(t *testing.T) {
+	gcfg := guard.Default()
+	gcfg.BadThreshold = 5
+	g, err := guard.New(gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startEdge(t, func(c *Config) { c.Guard = g })
+	for i := range 5 {
+		c, err := e.dialFrom(t, "127.0.0.2")
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		if r := c.join("007forged", "room", "1"); errCode(r) != string(protocol.CodeInvalidToken) {
+			t.Fatalf("attempt %d: %s", i, errCode(r))
+		}
+	}
+	_, err = e.dialFrom(t, "127.0.0.2")
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || strings.Contains(err.Error(), `Retry-After ""`) {
+		t.Fatalf("blocked address connected: %v", err)
+	}
+	victim, err := e.dialFrom(t, "127.0.0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := victim.join(e.token(t, "room", "2", nil), "room", "2"); r.Type != protocol.TypeJoined {
+		t.Fatalf("victim: %s", errCode(r))
 	}
 }

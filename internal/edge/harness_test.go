@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"slices"
@@ -173,11 +174,29 @@ type testClient struct {
 
 func (e *testEdge) dial(t *testing.T) *testClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, e.url, nil)
+	c, err := e.dialFrom(t, "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// dialFrom connects from a given loopback source address ("" for any), so tests can play several clients.
+func (e *testEdge) dialFrom(t *testing.T, source string) (*testClient, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var opts *websocket.DialOptions
+	if source != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
+	}
+	conn, resp, err := websocket.Dial(ctx, e.url, opts)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("HTTP %d, Retry-After %q: %w", resp.StatusCode, resp.Header.Get("Retry-After"), err)
+		}
+		return nil, err
 	}
 	conn.SetReadLimit(1 << 20)
 	c := &testClient{t: t, conn: conn, notify: make(chan struct{}, 1), tracks: make(chan *webrtc.TrackRemote, 16),
@@ -185,7 +204,7 @@ func (e *testEdge) dial(t *testing.T) *testClient {
 	c.api = clientAPI(t, webrtc.NetworkTypeUDP4)
 	go c.read()
 	t.Cleanup(c.close)
-	return c
+	return c, nil
 }
 
 func clientAPI(t *testing.T, network webrtc.NetworkType) *webrtc.API {

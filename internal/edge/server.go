@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -48,15 +49,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenPacket("udp", cfg.RTCAddr)
+	udp, tcp, err := listenRTC(cfg.RTCAddr)
 	if err != nil {
-		return nil, fmt.Errorf("edge: ICE UDP port: %w", err)
-	}
-	// The TCP fallback listens on the same port number as UDP, so one firewall rule number covers both.
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("edge: ICE TCP port: %w", err)
+		return nil, err
 	}
 	s := &Server{cfg: cfg, udp: udp, tcp: tcp, rooms: map[roomKey]*room{}, sessions: map[*session]struct{}{}}
 	s.metrics = newMetrics(s)
@@ -66,6 +61,30 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// listenRTC opens the ICE ports: UDP, and the TCP fallback on the same port number so that one firewall rule
+// number covers both. With port 0 it retries until it finds a number free for both protocols.
+func listenRTC(addr string) (net.PacketConn, net.Listener, error) {
+	ap := netip.MustParseAddrPort(addr) // validated by Config.Validate
+	attempts := 1
+	if ap.Port() == 0 {
+		attempts = 20
+	}
+	var lastErr error
+	for range attempts {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("edge: ICE UDP port: %w", err)
+		}
+		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("edge: ICE TCP port: %w", lastErr)
 }
 
 // Codecs the edge negotiates: Opus for audio, VP8 for video. Payload types are fixed so that they are the same on

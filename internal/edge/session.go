@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
@@ -39,6 +41,8 @@ type session struct {
 	ip   string
 	ua   string
 	log  *slog.Logger
+	// clientIP is the guarded address (zero without a guard).
+	clientIP netip.Addr
 
 	tasks   chan func()
 	out     chan *protocol.Message
@@ -73,12 +77,20 @@ type session struct {
 }
 
 func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
+	var clientIP netip.Addr
+	if g := s.cfg.Guard; g != nil {
+		clientIP = g.ClientIP(r)
+		if d := g.Check(clientIP, guard.Connect); !d.Allowed() {
+			guard.WriteDenied(w, d) // before the upgrade: a blocked client costs one HTTP answer
+			return
+		}
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return // Accept has answered the request
 	}
 	ss := &session{
-		srv: s, id: randomID(8), conn: conn, ua: r.UserAgent(),
+		srv: s, id: randomID(8), conn: conn, ua: r.UserAgent(), clientIP: clientIP,
 		tasks: make(chan func(), 256), out: make(chan *protocol.Message, 256), done: make(chan struct{}),
 		keyframes: make(chan uint32, 4),
 		pending:   map[string]protocol.Kind{}, published: map[string]*publication{}, subscribed: map[string]*webrtc.RTPSender{},
@@ -211,6 +223,16 @@ func (s *session) read(ctx context.Context) {
 			}
 			return
 		}
+		if g := s.srv.cfg.Guard; g != nil {
+			switch d := g.Check(s.clientIP, guard.Message); d.Verdict {
+			case guard.Blocked:
+				s.remove(protocol.CodeBlocked, "this address is blocked for repeated bad requests")
+				return
+			case guard.Limited:
+				s.post(func() { s.sendError(0, protocol.CodeRateLimited, "too many messages from this address") })
+				continue
+			}
+		}
 		if !s.limiter.Allow() {
 			s.post(func() {
 				s.floods++
@@ -233,6 +255,7 @@ func (s *session) read(ctx context.Context) {
 			if errors.As(err, &de) {
 				code, reason = de.Code, de.Reason
 			}
+			s.reportBad(guard.ReasonBadRequest)
 			s.post(func() { s.sendError(0, code, reason) })
 			continue
 		}
@@ -306,6 +329,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 	}
 	fail := func(code protocol.Code, message string) {
 		s.srv.metrics.joins.WithLabelValues(string(code)).Inc()
+		s.reportBad(badReason(code))
 		s.srv.emit(Event{Type: EventJoinFailed, AppID: j.AppID, Channel: j.Channel, UID: j.UID, Session: s.id,
 			Reason: string(code), IP: s.ip, UserAgent: s.ua})
 		s.sendError(m.ID, code, message)
@@ -356,6 +380,30 @@ func (s *session) handleJoin(m *protocol.Message) {
 		}
 	}
 	s.negotiateSubscriber()
+}
+
+// reportBad scores a bad request against the client's address.
+func (s *session) reportBad(reason string) {
+	if g := s.srv.cfg.Guard; g != nil && reason != "" {
+		g.Bad(s.clientIP, reason)
+	}
+}
+
+// badReason says which failed joins count as bad requests: those a legitimate client does not make.
+func badReason(c protocol.Code) string {
+	switch c {
+	case protocol.CodeInvalidToken, protocol.CodeChannelMismatch, protocol.CodeUIDMismatch, protocol.CodeAppMismatch:
+		return guard.ReasonInvalidToken
+	case protocol.CodeTokenExpired:
+		return guard.ReasonTokenExpired
+	case protocol.CodeUnknownApp:
+		return guard.ReasonUnknownApp
+	case protocol.CodeInvalidTicket:
+		return guard.ReasonInvalidTicket
+	case protocol.CodeUnsupportedVersion:
+		return guard.ReasonBadRequest
+	}
+	return ""
 }
 
 func nonNil[T any](s []T) []T {

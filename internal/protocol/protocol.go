@@ -213,6 +213,7 @@ const (
 	CodeBadRequest         Code = "bad_request"         // malformed or invalid message
 	CodeMessageTooLarge    Code = "message_too_large"   // over MaxMessageSize
 	CodeRateLimited        Code = "rate_limited"        // too many messages
+	CodeBlocked            Code = "blocked"             // the client's address is blocked for repeated bad requests
 	CodeUnsupportedVersion Code = "unsupported_version" // join.version not spoken by the edge
 	CodeNotJoined          Code = "not_joined"          // request before join
 	CodeAlreadyJoined      Code = "already_joined"      // a second join in one session
