@@ -363,3 +363,24 @@ func TestGuardBlocksBadClients(t *testing.T) {
 		t.Fatalf("victim: %s", errCode(r))
 	}
 }
+
+func TestDrainMovesClientsAway(t *testing.T) {
+	e := startEdge(t)
+	c := e.dial(t)
+	c.join(e.token(t, "room", "1", nil), "room", "1")
+	if ch := e.srv.Channels(); len(ch) != 1 || ch[0].Name != "room" || ch[0].AppID != testApp {
+		t.Errorf("Channels = %+v", ch)
+	}
+	e.srv.Drain()
+	if m := c.expect(protocol.TypeRemoved); m.Removed.Reason != protocol.CodeShuttingDown {
+		t.Errorf("removed %+v", m.Removed)
+	}
+	late := e.dial(t)
+	<-late.closed // refused
+	waitFor(t, 5*time.Second, "sessions to end", func() bool { return e.srv.Sessions() == 0 && len(e.srv.Channels()) == 0 })
+	e.srv.Undrain()
+	again := e.dial(t)
+	if r := again.join(e.token(t, "room", "1", nil), "room", "1"); r.Type != protocol.TypeJoined {
+		t.Errorf("after undrain: %s", errCode(r))
+	}
+}

@@ -40,6 +40,7 @@ type Server struct {
 	rooms    map[roomKey]*room
 	sessions map[*session]struct{}
 	closing  bool
+	draining bool
 	wg       sync.WaitGroup // sessions
 }
 
@@ -154,7 +155,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		Sessions int    `json:"sessions"`
 		Rooms    int    `json:"rooms"`
 	}{"ok", s.cfg.ID, s.cfg.Region, len(s.sessions), len(s.rooms)}
-	if s.closing {
+	if s.closing || s.draining {
 		status.Status = "draining"
 	}
 	s.mu.Unlock()
@@ -190,11 +191,59 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// addSession registers a session unless the edge is closing.
+// Drain stops the edge taking new sessions and moves its clients away: each is removed with "shutting_down",
+// upon which clients go to the next edge of their ticket. Undrain takes new sessions again.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return
+	}
+	s.draining = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	s.cfg.Logger.Info("draining", "sessions", len(sessions))
+	for _, ss := range sessions {
+		ss.remove(codeShuttingDown, "the edge is draining; move to your next edge")
+	}
+}
+
+// Undrain ends a drain.
+func (s *Server) Undrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = false
+}
+
+// Draining reports whether the edge is draining.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Channel names a channel of an app.
+type Channel struct{ AppID, Name string }
+
+// Channels returns the channels that have participants on this edge.
+func (s *Server) Channels() []Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Channel, 0, len(s.rooms))
+	for k := range s.rooms {
+		out = append(out, Channel{AppID: k.appID, Name: k.channel})
+	}
+	return out
+}
+
+// addSession registers a session unless the edge is closing or draining.
 func (s *Server) addSession(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing || s.draining {
 		return false
 	}
 	s.sessions[ss] = struct{}{}
