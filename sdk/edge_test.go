@@ -56,8 +56,8 @@ func startEnv(t *testing.T) *testEnv {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/signal", srv.Handler())
 	mux.Handle("POST /v1/dispatch", &dispatcher.Handler{Verifier: v, Signer: &dispatcher.Signer{KID: "d1", Key: priv},
-		Edges: func(string) (string, []dispatcher.Edge) {
-			return "local", []dispatcher.Edge{{ID: "edge-1", Region: "local", URL: "ws" + strings.TrimPrefix(env.entry.URL, "http") + "/v1/signal"}}
+		Edges: func(dispatcher.Request) (string, []dispatcher.Edge, error) {
+			return "local", []dispatcher.Edge{{ID: "edge-1", Region: "local", URL: "ws" + strings.TrimPrefix(env.entry.URL, "http") + "/v1/signal"}}, nil
 		}})
 	env.entry = httptest.NewUnstartedServer(mux)
 	env.entry.Config.ConnState = func(c net.Conn, st http.ConnState) {

@@ -147,8 +147,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux.Handle("/metrics", edgeHandler)
 	mux.Handle("/v1/dispatch", &dispatch.Handler{Verifier: verifier, Logger: o.log,
 		Signer: &dispatch.Signer{KID: "dev-dispatcher", Key: priv},
-		Edges: func(string) (string, []dispatch.Edge) {
-			return "local", []dispatch.Edge{{ID: e.ID(), Region: "local", URL: signalURL}}
+		Edges: func(dispatch.Request) (string, []dispatch.Edge, error) {
+			return "local", []dispatch.Edge{{ID: e.ID(), Region: "local", URL: signalURL}}, nil
 		}})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token}\nsignaling %s\n", url, signalURL)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,6 +44,14 @@ type Response struct {
 	Ticket string `json:"ticket"`
 }
 
+// Error is a scheduling failure with the HTTP status and code to answer with.
+type Error struct {
+	Status        int
+	Code, Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
 // ErrorBody is the body of every 4xx/5xx answer.
 type ErrorBody struct {
 	Error struct {
@@ -57,8 +66,9 @@ const maxBody = 8 << 10
 // Handler serves POST /v1/dispatch.
 type Handler struct {
 	Verifier *token.Verifier
-	// Edges returns the edges to offer in region ("" = the dispatcher's own).
-	Edges func(region string) (string, []Edge)
+	// Edges schedules a verified request: it returns the region and the edges to offer, primary first, or an
+	// *Error to answer with.
+	Edges func(req Request) (string, []Edge, error)
 	// Signer signs the edge ticket of every answer; nil answers without a ticket.
 	Signer *Signer
 	Logger *slog.Logger
@@ -136,7 +146,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, err.Error())
 		return
 	}
-	region, edges := h.Edges(req.Region)
+	region, edges, err := h.Edges(req)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "scheduling failed"}
+		}
+		writeError(w, e.Status, e.Code, e.Message)
+		return
+	}
 	if len(edges) == 0 {
 		writeError(w, http.StatusServiceUnavailable, "no_edges", "no healthy edge in the region")
 		return

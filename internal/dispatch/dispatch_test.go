@@ -20,7 +20,7 @@ func TestDispatch(t *testing.T) {
 	v := token.NewVerifier()
 	v.SetCertificates(app, cert)
 	edges := []Edge{{ID: "e1", Region: "local", URL: "ws://127.0.0.1:1/v1/signal"}}
-	srv := httptest.NewServer(&Handler{Verifier: v, Edges: func(string) (string, []Edge) { return "local", edges }})
+	srv := httptest.NewServer(&Handler{Verifier: v, Edges: func(Request) (string, []Edge, error) { return "local", edges, nil }})
 	defer srv.Close()
 	tok, err := token.BuildRTC(cert, token.RTCOptions{AppID: app, Channel: "c", UID: "1", Expire: time.Hour})
 	if err != nil {

@@ -23,8 +23,8 @@ import (
 func TestEdgeForwardsOnlyCiphertext(t *testing.T) {
 	e := startEdge(t)
 	mux := http.NewServeMux()
-	mux.Handle("/v1/dispatch", &dispatch.Handler{Verifier: e.srv.cfg.Verifier, Edges: func(string) (string, []dispatch.Edge) {
-		return "local", []dispatch.Edge{{ID: e.srv.ID(), Region: "local", URL: e.url}}
+	mux.Handle("/v1/dispatch", &dispatch.Handler{Verifier: e.srv.cfg.Verifier, Edges: func(dispatch.Request) (string, []dispatch.Edge, error) {
+		return "local", []dispatch.Edge{{ID: e.srv.ID(), Region: "local", URL: e.url}}, nil
 	}})
 	entry := httptest.NewServer(mux)
 	defer entry.Close()
