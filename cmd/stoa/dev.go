@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,38 +13,41 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/stoa-rtc/stoa/internal/dispatch"
+	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/edge"
-	"github.com/stoa-rtc/stoa/internal/ticket"
-	"github.com/stoa-rtc/stoa/internal/tlsutil"
-	"github.com/stoa-rtc/stoa/token"
+	"github.com/stoa-rtc/stoa/internal/guard"
+	"github.com/stoa-rtc/stoa/internal/node"
 )
 
 func devCommand() *command {
 	var (
-		listen, appID, appCert, dataDir, logLevel string
-		rtcPort                                   int
+		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
 	)
 	return &command{
 		name:    "dev",
 		summary: "run a whole Stoa network on this machine, with zero configuration",
-		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--rtc-port N]
+		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
+         [--nats-listen 127.0.0.1:PORT]
 
-Starts an entry point (POST /v1/dispatch), an edge (WebSocket signaling at /v1/signal, WebRTC media on one
-UDP port with TCP fallback) and a demo project. The project's App ID and App Certificate are generated on
-the first run and kept in DIR, or taken from the flags. Prints "stoa dev ready" once everything listens,
-then the URL and credentials. Listening on anything but loopback serves HTTPS with a self-signed
-certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
+Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
+more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
+App Certificate are generated on the first run and kept in DIR, or taken from the flags. Prints
+"stoa dev ready" once everything listens, then the URL, the credentials, the NATS URL (other stoa edge and
+stoa dispatch processes may join with --nats) and the edges. Listening off loopback serves HTTPS/WSS with a
+self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point and the edge's signaling")
+			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
 			fs.StringVar(&appID, "app-id", "", "App ID of the demo project (default: generated, kept in --data)")
 			fs.StringVar(&appCert, "app-cert", "", "App Certificate of the demo project (with --app-id)")
-			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project and certificates")
-			fs.IntVar(&rtcPort, "rtc-port", 0, "UDP (and TCP fallback) port for WebRTC media; 0 picks a free one")
+			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project, certificates and the bus's storage")
+			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
+			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -64,25 +65,62 @@ certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.
 			if (appID == "") != (appCert == "") {
 				return usagef("give both --app-id and --app-cert, or neither")
 			}
-			if rtcPort < 0 || rtcPort > 65535 {
-				return usagef("--rtc-port must be 0..65535")
+			layout, err := parseRegions(regions)
+			if err != nil {
+				return err
 			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
-				rtcPort: rtcPort, log: log})
+				natsListen: natsListen, regions: layout, log: log})
 		},
 	}
 }
 
 type devOptions struct {
-	listen, appID, appCert, dataDir string
-	rtcPort                         int
-	log                             *slog.Logger
+	listen, appID, appCert, dataDir, natsListen string
+	regions                                     []devRegion
+	log                                         *slog.Logger
+}
+
+type devRegion struct {
+	name  string
+	edges int
+}
+
+// parseRegions reads "eu:2,us:2" (a bare name means one edge).
+func parseRegions(s string) ([]devRegion, error) {
+	var out []devRegion
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		name, n, found := strings.Cut(strings.TrimSpace(part), ":")
+		count := 1
+		if found {
+			var err error
+			if count, err = strconv.Atoi(n); err != nil || count < 1 || count > 16 {
+				return nil, usagef("--regions: %q: the number of edges must be 1 to 16", part)
+			}
+		}
+		if name == "" || seen[name] {
+			return nil, usagef("--regions: %q: each region needs a distinct name", part)
+		}
+		seen[name] = true
+		out = append(out, devRegion{name, count})
+	}
+	return out, nil
 }
 
 // devProject is the demo project kept in the data directory.
 type devProject struct {
 	AppID   string `json:"app_id"`
 	AppCert string `json:"app_cert"`
+}
+
+// devGuard is the guard of stoa dev: the production scoring and blocking, with connection limits high enough for
+// stoa loadtest's many clients on one address.
+func devGuard() guard.Config {
+	g := guard.Default()
+	g.Dispatch = guard.Limit{Rate: 2000, Burst: 10000}
+	g.Connect = guard.Limit{Rate: 2000, Burst: 10000}
+	return g
 }
 
 func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
@@ -99,88 +137,136 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if !isHex32(proj.AppID) || !isHex32(proj.AppCert) {
 		return errors.New("the App ID and App Certificate must be 32 hexadecimal characters each")
 	}
-	verifier := token.NewVerifier()
-	verifier.SetCertificates(proj.AppID, proj.AppCert)
+	names := make([]string, len(o.regions))
+	for i, r := range o.regions {
+		names[i] = r.name
+	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	// The bus: an embedded NATS server, which the dispatcher's cluster handle runs.
+	ccfg := cluster.Default()
+	ccfg.Region, ccfg.Regions, ccfg.Node, ccfg.Logger = names[0], names[1:], "dev-dispatcher", o.log
+	ccfg.Embedded.Listen = o.natsListen
+	ccfg.Embedded.StoreDir = filepath.Join(o.dataDir, "nats")
+	bus, err := cluster.Start(ctx, ccfg)
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	host, _, _ := net.SplitHostPort(addr)
-	scheme, wsScheme := "http", "ws"
-	var certPath string
-	if !tlsutil.IsLoopback(addr) {
-		cert, path, err := tlsutil.SelfSigned(filepath.Join(o.dataDir, "tls"), []string{host})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-		scheme, wsScheme, certPath = "https", "wss", path
+	defer bus.Close()
+	if err := bus.PutProject(ctx, cluster.Project{AppID: proj.AppID, Certificates: []string{proj.AppCert}, Enabled: true}); err != nil {
+		return err
 	}
-	// The entry point signs an edge ticket for every client it schedules, and the edge admits only those.
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+
+	ln, scheme, err := listen(o.listen, o.dataDir, "", "")
+	if err != nil {
+		return err
+	}
+	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: bus, ID: "dev-dispatcher", Region: names[0],
+		Regions: names, Guard: devGuard(), Logger: o.log})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	var ticketKeys ticket.Keys
-	ticketKeys.Set("dev-dispatcher", pub)
-	e, err := edge.New(edge.Config{ID: "edge-1", Region: "local", RTCAddr: net.JoinHostPort(host, fmt.Sprint(o.rtcPort)),
-		Verifier: verifier, Tickets: &ticketKeys, Logger: o.log})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	publicHost := host
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		publicHost = "127.0.0.1" // what a client on this machine dials; remote clients use the machine's address
-	}
-	url := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(publicHost, portOf(addr)))
-	signalURL := fmt.Sprintf("%s://%s/v1/signal", wsScheme, net.JoinHostPort(publicHost, portOf(addr)))
-
+	url := scheme + "://" + publicAddr(ln)
 	mux := http.NewServeMux()
-	edgeHandler := e.Handler()
-	mux.Handle("/v1/signal", edgeHandler)
-	mux.Handle("/healthz", edgeHandler)
-	mux.Handle("/metrics", edgeHandler)
-	mux.Handle("/v1/dispatch", &dispatch.Handler{Verifier: verifier, Logger: o.log,
-		Signer: &dispatch.Signer{KID: "dev-dispatcher", Key: priv},
-		Edges: func(dispatch.Request) (string, []dispatch.Edge, error) {
-			return "local", []dispatch.Edge{{ID: e.ID(), Region: "local", URL: signalURL}}, nil
-		}})
+	mux.Handle("/v1/dispatch", d.Handler())
+	mux.Handle("/healthz", d.Handler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token}\nsignaling %s\n", url, signalURL)
+		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token, region?}\nregions: %s\n",
+			url, strings.Join(names, ", "))
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)}
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs <- err
-			stop()
+	errs := make(chan error, 64)
+	goRun := func(f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+				stop()
+			}
+		})
+	}
+	dispatcherReady := make(chan struct{})
+	goRun(func() error { return d.Run(runCtx, func() { close(dispatcherReady) }) })
+	goRun(func() error { return srv.Serve(ln) })
+
+	// The edges: each its own cluster handle (in its region), listener and media port.
+	type started struct{ id, region, url, media string }
+	ready := make(chan started, 64)
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	for _, r := range o.regions {
+		for i := 1; i <= r.edges; i++ {
+			id := fmt.Sprintf("%s-%d", r.name, i)
+			if len(o.regions) == 1 && r.name == "local" {
+				id = fmt.Sprintf("edge-%d", i)
+			}
+			ecfg := cluster.Default()
+			ecfg.URLs, ecfg.Region, ecfg.Node, ecfg.Logger = []string{bus.ClientURL()}, r.name, id, o.log
+			ec, err := cluster.Start(runCtx, ecfg)
+			if err != nil {
+				stop()
+				wg.Wait()
+				return err
+			}
+			eln, escheme, err := listen(net.JoinHostPort(host, "0"), o.dataDir, "", "")
+			if err != nil {
+				ec.Close()
+				stop()
+				wg.Wait()
+				return err
+			}
+			signal := strings.Replace(escheme, "http", "ws", 1) + "://" + publicAddr(eln) + "/v1/signal"
+			region := r.name
+			goRun(func() error {
+				defer ec.Close()
+				return node.RunEdge(runCtx, node.EdgeConfig{Cluster: ec, ID: id, Region: region, Listener: eln,
+					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), Guard: devGuard(), Logger: o.log},
+					func(e *edge.Server) { ready <- started{id, region, signal, e.RTCAddr().String()} })
+			})
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := e.Run(runCtx); err != nil {
-			errs <- err
+	}
+	var edges []started
+	total := 0
+	for _, r := range o.regions {
+		total += r.edges
+	}
+	for len(edges) < total {
+		select {
+		case e := <-ready:
+			edges = append(edges, e)
+		case <-runCtx.Done():
+			wg.Wait()
+			return firstError(errs, runCtx.Err())
 		}
-	}()
+	}
+	select {
+	case <-dispatcherReady:
+	case <-runCtx.Done():
+		wg.Wait()
+		return firstError(errs, runCtx.Err())
+	}
+	// Wait until the dispatcher sees every edge, so the first client is scheduled onto the whole layout.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		seen := 0
+		for _, n := range names {
+			seen += len(bus.Edges(n))
+		}
+		if seen == total {
+			break
+		}
+	}
 
 	fmt.Fprintln(env.stdout, "stoa dev ready")
 	fmt.Fprintf(env.stdout, "  url:       %s\n", url)
 	fmt.Fprintf(env.stdout, "  app id:    %s\n", proj.AppID)
 	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
-	fmt.Fprintf(env.stdout, "  media:     %s (UDP, TCP fallback)\n", e.RTCAddr())
-	if certPath != "" {
-		fmt.Fprintf(env.stdout, "  tls:       self-signed %s\n", certPath)
+	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
+	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
+	for _, e := range edges {
+		fmt.Fprintf(env.stdout, "  edge:      %s (region %s) %s, media %s\n", e.id, e.region, e.url, e.media)
 	}
 	// An example channel secret for trying things out: it is printed, never kept or used by the network, which
 	// only ever sees ciphertext. Every member of a channel must use the same one.
@@ -189,16 +275,24 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 
 	<-runCtx.Done()
 	o.log.Info("stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	stop()
-	err = srv.Shutdown(shutdownCtx)
+	srv.Shutdown(sctx)
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
+	return firstError(errs, nil)
+}
+
+// firstError returns the first error reported on errs, or def.
+func firstError(errs chan error, def error) error {
+	select {
+	case err := <-errs:
+		return err
+	default:
+		if errors.Is(def, context.Canceled) {
+			return nil
+		}
+		return def
 	}
-	return err
 }
 
 func portOf(addr string) string {

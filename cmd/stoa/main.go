@@ -47,6 +47,9 @@ func rootCommand() *command {
 			devCommand(),
 			joinCommand(),
 			loadtestCommand(),
+			edgeCommand(),
+			dispatchCommand(),
+			clusterCommand(),
 			versionCommand(),
 		},
 	}

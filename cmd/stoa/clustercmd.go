@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/cluster"
+)
+
+// clusterFlags connect an operator command to a cluster.
+type clusterFlags struct {
+	nats, regions string
+}
+
+func (f *clusterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.nats, "nats", "", "NATS URL(s) of the cluster, comma-separated")
+	fs.StringVar(&f.regions, "regions", "", "comma-separated regions to act on, the first by default (default: status shows every region, drain and unblock act on \"local\")")
+}
+
+func (f *clusterFlags) connect(ctx context.Context) (*cluster.Cluster, []string, error) {
+	if f.nats == "" {
+		return nil, nil, usagef("--nats is required")
+	}
+	cfg := cluster.Default()
+	cfg.URLs, cfg.Node = strings.Split(f.nats, ","), "stoa-cli-"+randomHex(3)
+	var regions []string
+	if f.regions == "" {
+		cfg.Region, cfg.Regions = "local", []string{"*"} // follow every region there is
+	} else {
+		regions = strings.Split(f.regions, ",")
+		cfg.Region, cfg.Regions = regions[0], regions[1:]
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if regions == nil {
+		// Other regions are followed as they are discovered, just after start.
+		deadline := time.Now().Add(3 * time.Second)
+		for prev := -1; time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if n := len(c.Regions()); n == prev {
+				break
+			} else {
+				prev = n
+			}
+		}
+		regions = c.Regions()
+	}
+	return c, regions, nil
+}
+
+func clusterCommand() *command {
+	var (
+		cf      clusterFlags
+		jsonOut bool
+		undo    bool
+	)
+	return &command{
+		name:    "cluster",
+		summary: "operate a cluster: status, drain an edge, unblock an address",
+		subcommands: []*command{
+			{
+				name:    "status",
+				summary: "show regions, edges, their load and state, and blocked addresses",
+				usage:   "stoa cluster status --nats URL [--regions eu,us] [--json]",
+				flags: func(fs *flag.FlagSet) {
+					cf.register(fs)
+					fs.BoolVar(&jsonOut, "json", false, "print JSON")
+				},
+				run: func(ctx context.Context, args []string, env *cmdEnv) error {
+					if _, err := env.parse(args); err != nil {
+						return err
+					}
+					c, regions, err := cf.connect(ctx)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					type regionStatus struct {
+						Region string             `json:"region"`
+						Edges  []cluster.EdgeInfo `json:"edges"`
+					}
+					var st []regionStatus
+					for _, r := range regions {
+						edges := c.Edges(r)
+						if len(edges) == 0 && cf.regions == "" && r == "local" {
+							continue // the placeholder region of this command's own connection
+						}
+						st = append(st, regionStatus{Region: r, Edges: edges})
+					}
+					if jsonOut {
+						enc := json.NewEncoder(env.stdout)
+						enc.SetIndent("", "  ")
+						return enc.Encode(struct {
+							Regions []regionStatus  `json:"regions"`
+							Blocks  []cluster.Block `json:"blocks"`
+						}{st, c.Blocks()})
+					}
+					w := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "REGION\tEDGE\tSESSIONS\tLOAD\tSTATE\tURL")
+					for _, r := range st {
+						if len(r.Edges) == 0 {
+							fmt.Fprintf(w, "%s\t-\t\t\tno live edge\t\n", r.Region)
+						}
+						for _, e := range r.Edges {
+							state := "serving"
+							if e.Draining {
+								state = "draining"
+							}
+							fmt.Fprintf(w, "%s\t%s\t%d\t%.0f%%\t%s\t%s\n", r.Region, e.ID, e.Sessions, 100*e.Load, state, e.URL)
+						}
+					}
+					w.Flush()
+					if bs := c.Blocks(); len(bs) > 0 {
+						fmt.Fprintf(env.stdout, "\nblocked in %s:\n", regions[0])
+						for _, b := range bs {
+							fmt.Fprintf(env.stdout, "  %s until %s (%s, by %s)\n", b.IP, b.Until.UTC().Format(time.RFC3339), b.Reason, b.By)
+						}
+					}
+					return nil
+				},
+			},
+			{
+				name:    "drain",
+				summary: "stop new joins on an edge and move its clients to their backup edges",
+				usage:   "stoa cluster drain EDGE --nats URL [--regions REGION] [--undo]",
+				flags: func(fs *flag.FlagSet) {
+					cf.register(fs)
+					fs.BoolVar(&undo, "undo", false, "end the drain")
+				},
+				run: func(ctx context.Context, args []string, env *cmdEnv) error {
+					rest, err := env.parse(args)
+					if err != nil {
+						return err
+					}
+					if len(rest) != 1 {
+						return usagef("expected one EDGE id")
+					}
+					c, regions, err := cf.connect(ctx)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					if err := c.SetDraining(ctx, regions[0], rest[0], !undo); err != nil {
+						return err
+					}
+					verb := "draining"
+					if undo {
+						verb = "no longer draining"
+					}
+					fmt.Fprintf(env.stdout, "%s is %s\n", rest[0], verb)
+					return nil
+				},
+			},
+			{
+				name:    "unblock",
+				summary: "lift the block of an address in a region",
+				usage:   "stoa cluster unblock IP --nats URL [--regions REGION]",
+				flags:   func(fs *flag.FlagSet) { cf.register(fs) },
+				run: func(ctx context.Context, args []string, env *cmdEnv) error {
+					rest, err := env.parse(args)
+					if err != nil {
+						return err
+					}
+					if len(rest) != 1 {
+						return usagef("expected one IP address")
+					}
+					ip, err := netip.ParseAddr(rest[0])
+					if err != nil {
+						return usagef("%q is not an IP address", rest[0])
+					}
+					if ip = ip.Unmap(); ip.Is6() {
+						// The guard blocks IPv6 clients by /64 (one host's addresses), keyed by the network address.
+						ip = netip.PrefixFrom(ip, 64).Masked().Addr()
+					}
+					c, regions, err := cf.connect(ctx)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					if err := c.DeleteBlock(ctx, regions[0], ip); err != nil {
+						return err
+					}
+					fmt.Fprintf(env.stdout, "%s unblocked in %s\n", ip, regions[0])
+					return nil
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/edge"
+	"github.com/stoa-rtc/stoa/internal/guard"
+	"github.com/stoa-rtc/stoa/internal/node"
+	"github.com/stoa-rtc/stoa/internal/tlsutil"
+)
+
+// roleFlags are the flags shared by the server roles that join a cluster.
+type roleFlags struct {
+	nats, region, listen, id, dataDir, logLevel string
+	tlsCert, tlsKey                             string
+}
+
+func (f *roleFlags) register(fs *flag.FlagSet, role string) {
+	fs.StringVar(&f.nats, "nats", "", "NATS URL(s) of the cluster, comma-separated (stoa dev --nats-listen prints one)")
+	fs.StringVar(&f.region, "region", "local", "region this "+role+" serves")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "HTTP address ("+role+" API); TLS is required off loopback")
+	fs.StringVar(&f.id, "id", "", "node id in the cluster (default: "+role+"-<random>)")
+	fs.StringVar(&f.dataDir, "data", ".stoa-"+role, "directory for the self-signed certificate")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the listener")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM) for the listener")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// start validates the flags, connects to the cluster and opens the listener.
+func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string) (*cluster.Cluster, net.Listener, string, *slog.Logger, error) {
+	log, err := newLogger(env.stderr, f.logLevel)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	if f.nats == "" {
+		return nil, nil, "", nil, usagef("--nats is required")
+	}
+	if f.id == "" {
+		f.id = role + "-" + randomHex(4)
+	}
+	ccfg := cluster.Default()
+	ccfg.URLs, ccfg.Region, ccfg.Node, ccfg.Logger = strings.Split(f.nats, ","), f.region, f.id, log
+	c, err := cluster.Start(ctx, ccfg)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	ln, scheme, err := listen(f.listen, f.dataDir, f.tlsCert, f.tlsKey)
+	if err != nil {
+		c.Close()
+		return nil, nil, "", nil, err
+	}
+	return c, ln, scheme, log, nil
+}
+
+// listen opens addr, with TLS unless it is on loopback: the given certificate, or a self-signed one kept in dir.
+// It returns the listener and "http" or "https".
+func listen(addr, dir, certFile, keyFile string) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	if tlsutil.IsLoopback(ln.Addr().String()) && certFile == "" {
+		return ln, "http", nil
+	}
+	var cert tls.Certificate
+	if certFile != "" {
+		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	} else {
+		host, _, _ := net.SplitHostPort(ln.Addr().String())
+		cert, _, err = tlsutil.SelfSigned(filepath.Join(dir, "tls"), []string{host})
+	}
+	if err != nil {
+		ln.Close()
+		return nil, "", err
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), "https", nil
+}
+
+// publicAddr is the address clients on this machine dial for a listener (an unspecified IP becomes loopback).
+func publicAddr(ln net.Listener) string {
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func edgeCommand() *command {
+	var (
+		rf        roleFlags
+		rtcAddr   string
+		publicIPs string
+	)
+	return &command{
+		name:    "edge",
+		summary: "run an edge (SFU) that joins a cluster",
+		usage: `stoa edge --nats URL --region NAME --listen ADDR [--id NAME] [--rtc-addr IP:PORT] [--public-ip IP,...]
+
+Serves WebSocket signaling at /v1/signal (plus /healthz, /metrics) on --listen and WebRTC media on
+--rtc-addr (one UDP port, TCP fallback on the same number). Verifies tokens with the projects held in the
+cluster (keeping the last copy while the bus is down), admits only clients holding a dispatcher's ticket
+that names it, heart-beats its load, announces its channels, and obeys drain requests. Prints a line with
+"ready" and its id once serving.`,
+		flags: func(fs *flag.FlagSet) {
+			rf.register(fs, "edge")
+			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
+			fs.StringVar(&publicIPs, "public-ip", "", "addresses to advertise in ICE candidates (behind 1:1 NAT)")
+		},
+		run: func(ctx context.Context, args []string, env *cmdEnv) error {
+			if rest, err := env.parse(args); err != nil {
+				return err
+			} else if len(rest) > 0 {
+				return usagef("unexpected argument %q", rest[0])
+			}
+			c, ln, scheme, log, err := rf.start(ctx, env, "edge")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if rtcAddr == "" {
+				host, _, _ := net.SplitHostPort(ln.Addr().String())
+				rtcAddr = net.JoinHostPort(host, "0")
+			}
+			var ips []string
+			if publicIPs != "" {
+				ips = strings.Split(publicIPs, ",")
+			}
+			wsScheme := strings.Replace(scheme, "http", "ws", 1)
+			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
+			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
+				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: guard.Default(), Logger: log},
+				func(e *edge.Server) {
+					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
+				})
+		},
+	}
+}
+
+func dispatchCommand() *command {
+	var (
+		rf       roleFlags
+		fallback string
+	)
+	return &command{
+		name:    "dispatch",
+		summary: "run a dispatcher (scheduler) that joins a cluster",
+		usage: `stoa dispatch --nats URL --region NAME --listen ADDR [--id NAME] [--fallback-region NAME]
+
+Serves POST /v1/dispatch: verifies the client's token, picks three healthy edges of the region (channel
+affinity, load-aware; draining and dead edges never), and signs an edge ticket naming them. Abusive
+addresses are rate limited and blocked region-wide. Dispatchers are stateless: run several per region.
+Prints a line with "ready" once serving.`,
+		flags: func(fs *flag.FlagSet) {
+			rf.register(fs, "dispatch")
+			fs.StringVar(&fallback, "fallback-region", "", "region to use when this one has no healthy edge (default: none)")
+		},
+		run: func(ctx context.Context, args []string, env *cmdEnv) error {
+			if rest, err := env.parse(args); err != nil {
+				return err
+			} else if len(rest) > 0 {
+				return usagef("unexpected argument %q", rest[0])
+			}
+			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: c, ID: rf.id, Region: rf.region,
+				Fallback: fallback, Listener: ln, Guard: guard.Default(), Logger: log})
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			err = d.Run(ctx, func() {
+				fmt.Fprintf(env.stdout, "stoa dispatch ready: id=%s region=%s url=%s://%s\n", rf.id, rf.region, scheme, publicAddr(ln))
+			})
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+}

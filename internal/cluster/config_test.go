@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.URLs = []string{"http://x", "nats://"}
+	c.User = "u"
+	c.TLSCertFile = "/nonexistent/cert.pem"
+	c.Region = "eu west"
+	c.Node = ""
+	c.Regions = []string{"*", "us"}
+	c.Prefix = "a.b"
+	c.Replicas = 0
+	c.EdgeTTL = 1500 * time.Millisecond
+	c.ChannelTTL = 0
+	c.EventBuffer = 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"scheme", "no host", "user and password_file", "tls_cert_file and tls_key_file",
+		"tls_cert_file: stat", "region", "node", `"*" must be the only`, "prefix", "replicas", "edge_ttl",
+		"channel_ttl", "event_buffer"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in:\n%v", want, err)
+		}
+	}
+
+	e := Default()
+	e.User = "u"
+	e.PasswordFile = "/nonexistent"
+	e.Embedded.Listen = "nope"
+	err = e.Validate()
+	for _, want := range []string{"applies only to external", "embedded.listen"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in: %v", want, err)
+		}
+	}
+}
+
+func TestSplitListen(t *testing.T) {
+	for in, ok := range map[string]bool{"127.0.0.1:-1": true, ":4222": true, "[::1]:0": true, "x": false,
+		"127.0.0.1:-2": false, "127.0.0.1:70000": false} {
+		if _, _, err := splitListen(in); (err == nil) != ok {
+			t.Errorf("splitListen(%q): %v", in, err)
+		}
+	}
+}

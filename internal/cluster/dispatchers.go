@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/ticket"
+)
+
+// DispatcherKey is the public half of the key a dispatcher signs edge tickets with.
+type DispatcherKey struct {
+	// ID names the dispatcher and its key (a ticket's "kid").
+	ID string `json:"id"`
+	// Region is the dispatcher's region.
+	Region string `json:"region"`
+	// PublicKey verifies the dispatcher's tickets.
+	PublicKey ed25519.PublicKey `json:"public_key"`
+	// Updated is when the dispatcher last announced the key.
+	Updated time.Time `json:"updated"`
+}
+
+func decodeDispatcherKey(id string, data []byte) (DispatcherKey, error) {
+	var k DispatcherKey
+	if err := json.Unmarshal(data, &k); err != nil {
+		return k, err
+	}
+	if k.ID != id {
+		return k, fmt.Errorf("id %q stored under %q", k.ID, id)
+	}
+	if len(k.PublicKey) != ed25519.PublicKeySize {
+		return k, fmt.Errorf("public key of %d bytes", len(k.PublicKey))
+	}
+	return k, nil
+}
+
+// PutDispatcherKey announces a dispatcher's public key. The entry expires DispatcherKeyTTL after the last
+// announcement, so a dispatcher re-announces its key periodically (every few minutes is plenty).
+func (c *Cluster) PutDispatcherKey(ctx context.Context, k DispatcherKey) error {
+	if k.ID == "" || len(k.ID) > 256 {
+		return errors.New("cluster: dispatcher key: id must have 1-256 bytes")
+	}
+	if len(k.PublicKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("cluster: dispatcher key %q: public key of %d bytes", k.ID, len(k.PublicKey))
+	}
+	if k.Region == "" {
+		k.Region = c.cfg.Region
+	}
+	k.Updated = time.Now().UTC()
+	return c.put(ctx, c.dispatchersBucket, encodeToken(k.ID), k, c.cfg.DispatcherKeyTTL)
+}
+
+// DeleteDispatcherKey withdraws a dispatcher's key: its tickets stop verifying.
+func (c *Cluster) DeleteDispatcherKey(ctx context.Context, id string) error {
+	return c.remove(ctx, c.dispatchersBucket, encodeToken(id), true)
+}
+
+// DispatcherKey returns the local copy of a dispatcher's key. While the bus is down, the last known keys stay.
+func (c *Cluster) DispatcherKey(id string) (DispatcherKey, bool) { return c.dkeys.get(id) }
+
+// DispatcherKeys returns the local copies of all live dispatcher keys, ordered by id.
+func (c *Cluster) DispatcherKeys() []DispatcherKey {
+	var out []DispatcherKey
+	c.dkeys.each(func(_ string, k DispatcherKey) bool { out = append(out, k); return true })
+	slices.SortFunc(out, func(a, b DispatcherKey) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// OnDispatcherKey calls fn with every dispatcher key the node holds, then on every change (removed: the key was
+// withdrawn or expired), until stop is called; see OnProject for the rules fn follows.
+func (c *Cluster) OnDispatcherKey(fn func(k DispatcherKey, removed bool)) (stop func()) {
+	return c.dkeys.listen(func(_ string, k DispatcherKey, ok bool) { fn(k, !ok) })
+}
+
+// SyncTicketKeys keeps keys equal to the live dispatcher keys. It returns once keys holds the current ones.
+func (c *Cluster) SyncTicketKeys(keys *ticket.Keys) (stop func()) {
+	return c.OnDispatcherKey(func(k DispatcherKey, removed bool) {
+		if removed {
+			keys.Set(k.ID, nil)
+			return
+		}
+		keys.Set(k.ID, k.PublicKey)
+	})
+}

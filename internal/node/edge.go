@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/edge"
+	"github.com/stoa-rtc/stoa/internal/guard"
+	"github.com/stoa-rtc/stoa/internal/ticket"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+// EdgeConfig configures an edge node.
+type EdgeConfig struct {
+	Cluster *cluster.Cluster
+	ID      string
+	Region  string
+	// Listener serves signaling, health and metrics (already wrapped in TLS off loopback).
+	Listener net.Listener
+	// SignalURL is the ws:// or wss:// URL of /v1/signal that clients are given.
+	SignalURL string
+	// RTCAddr and PublicIPs are the edge's ICE settings (see edge.Config).
+	RTCAddr   string
+	PublicIPs []string
+	// MaxSessions is the number of sessions at which the edge reports itself full (load 1).
+	MaxSessions int
+	// Guard configures DoS protection; its Store is the cluster.
+	Guard  guard.Config
+	Logger *slog.Logger
+}
+
+// RunEdge runs an edge in the cluster until ctx is done: it verifies tokens with the projects the cluster holds
+// (and keeps the last copy while the bus is down), admits only clients with a dispatcher's ticket naming it,
+// announces itself and its channels, obeys drain requests, shares blocks, and publishes its events. ready is
+// called with the edge once it serves.
+func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) error {
+	c := cfg.Cluster
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 2000
+	}
+	log := cfg.Logger.With("edge", cfg.ID, "region", cfg.Region)
+	verifier := token.NewVerifier()
+	defer c.SyncVerifier(verifier)()
+	var keys ticket.Keys
+	defer c.SyncTicketKeys(&keys)()
+
+	gcfg := cfg.Guard
+	gcfg.Store, gcfg.Node, gcfg.Logger = newBlockStore(c), cfg.ID, log
+	g, err := guard.New(gcfg)
+	if err != nil {
+		return err
+	}
+	e, err := edge.New(edge.Config{ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
+		Verifier: verifier, Tickets: &keys, Guard: g, Logger: log,
+		Events: func(ev edge.Event) { c.PublishEvent(context.Background(), cfg.Region, string(ev.Type), ev) }})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	run(func() error { return e.Run(ctx) })
+	run(func() error { return g.Run(ctx) })
+	run(func() error { return serve(ctx, srv, func() error { return srv.Serve(cfg.Listener) }) })
+	run(func() error {
+		return c.RunHeartbeat(ctx, func() cluster.EdgeInfo {
+			n := e.Sessions()
+			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n,
+				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining()}
+		})
+	})
+	wg.Go(func() { followCluster(ctx, c, e, cfg) })
+	if ready != nil {
+		ready(e)
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// followCluster applies drain requests and keeps the edge's channel placement announced.
+func followCluster(ctx context.Context, c *cluster.Cluster, e *edge.Server, cfg EdgeConfig) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	announced := map[edge.Channel]time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			for ch := range announced {
+				wctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				c.WithdrawChannel(wctx, cluster.Placement{Region: cfg.Region, AppID: ch.AppID, Channel: ch.Name, EdgeID: cfg.ID})
+				cancel()
+			}
+			return
+		case <-t.C:
+		}
+		switch drain := c.DrainRequested(cfg.Region, cfg.ID); {
+		case drain && !e.Draining():
+			e.Drain()
+		case !drain && e.Draining():
+			e.Undrain()
+		}
+		now := time.Now()
+		live := map[edge.Channel]bool{}
+		for _, ch := range e.Channels() {
+			live[ch] = true
+			// Re-announce well within the placement's lifetime.
+			if now.Sub(announced[ch]) > 3*time.Second {
+				if err := c.AnnounceChannel(ctx, cluster.Placement{Region: cfg.Region, AppID: ch.AppID, Channel: ch.Name, EdgeID: cfg.ID}); err == nil {
+					announced[ch] = now
+				}
+			}
+		}
+		for ch := range announced {
+			if !live[ch] {
+				c.WithdrawChannel(ctx, cluster.Placement{Region: cfg.Region, AppID: ch.AppID, Channel: ch.Name, EdgeID: cfg.ID})
+				delete(announced, ch)
+			}
+		}
+	}
+}
