@@ -1,0 +1,208 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/clustertest"
+	"github.com/stoa-rtc/stoa/internal/dispatch"
+	"github.com/stoa-rtc/stoa/internal/edge"
+	"github.com/stoa-rtc/stoa/internal/guard"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+const (
+	testApp  = "0123456789abcdef0123456789abcdef"
+	testCert = "fedcba9876543210fedcba9876543210"
+)
+
+// testNet is an in-process network: one NATS server, and dispatchers and edges in several regions, each node with
+// its own cluster connection, on random loopback ports.
+type testNet struct {
+	t    *testing.T
+	bus  *clustertest.Server
+	log  *slog.Logger
+	mu   sync.Mutex
+	dsps map[string][]*runningNode // region → dispatchers
+	edgs map[string][]*runningNode // region → edges
+	// guard configures the nodes added next.
+	guard guard.Config
+}
+
+type runningNode struct {
+	id, region, url string
+	edge            *edge.Server
+	proxy           *clustertest.Proxy // the node's path to the bus, which a test can cut
+	stop            context.CancelFunc
+	done            chan error
+}
+
+// Stop stops the node gracefully and waits for it; it may be called again.
+func (n *runningNode) Stop(t *testing.T) {
+	n.stop()
+	if err := <-n.done; err != nil {
+		t.Errorf("node %s: %v", n.id, err)
+	}
+	n.done <- nil
+}
+
+func newTestNet(t *testing.T) *testNet {
+	// Cleanups run last-in first-out: the leak check, registered first, runs after every node, cluster
+	// connection, proxy and the bus have stopped.
+	t.Cleanup(clustertest.Goroutines(t))
+	n := &testNet{t: t, bus: clustertest.NewServer(t), log: slog.New(slog.DiscardHandler),
+		dsps: map[string][]*runningNode{}, edgs: map[string][]*runningNode{}, guard: testGuard()}
+	c := n.cluster("admin", "admin")
+	if err := c.PutProject(context.Background(), cluster.Project{AppID: testApp, Certificates: []string{testCert}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// testGuard is the production guard with request rates high enough for tests that poll.
+func testGuard() guard.Config {
+	g := guard.Default()
+	g.Dispatch = guard.Limit{Rate: 10000, Burst: 10000}
+	g.Connect = guard.Limit{Rate: 10000, Burst: 10000}
+	return g
+}
+
+// cluster connects a node to the bus through its own proxy.
+func (n *testNet) cluster(region, id string) *cluster.Cluster {
+	c, _ := n.clusterVia(region, id)
+	return c
+}
+
+func (n *testNet) clusterVia(region, id string) (*cluster.Cluster, *clustertest.Proxy) {
+	p := clustertest.NewProxy(n.t, n.bus.URL())
+	cfg := cluster.Default()
+	cfg.URLs, cfg.Region, cfg.Node, cfg.Logger = []string{p.URL()}, region, id, n.log
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { c.Close() })
+	return c, p
+}
+
+func (n *testNet) addEdge(region, id string) *runningNode {
+	n.t.Helper()
+	c, p := n.clusterVia(region, id)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := &runningNode{id: id, region: region, url: "ws://" + ln.Addr().String() + "/v1/signal", proxy: p, stop: cancel, done: make(chan error, 2)}
+	ready := make(chan *edge.Server, 1)
+	go func() {
+		rn.done <- RunEdge(ctx, EdgeConfig{Cluster: c, ID: id, Region: region, Listener: ln, SignalURL: rn.url,
+			RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log}, func(e *edge.Server) { ready <- e })
+	}()
+	select {
+	case rn.edge = <-ready:
+	case err := <-rn.done:
+		n.t.Fatalf("edge %s: %v", id, err)
+	}
+	n.mu.Lock()
+	n.edgs[region] = append(n.edgs[region], rn)
+	n.mu.Unlock()
+	n.t.Cleanup(func() { rn.Stop(n.t) })
+	return rn
+}
+
+func (n *testNet) addDispatcher(region, id string) *runningNode {
+	n.t.Helper()
+	c, p := n.clusterVia(region, id)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	d, err := NewDispatcher(DispatcherConfig{Cluster: c, ID: id, Region: region, Listener: ln, Guard: n.guard, Logger: n.log})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := &runningNode{id: id, region: region, url: "http://" + ln.Addr().String(), proxy: p, stop: cancel, done: make(chan error, 2)}
+	ready := make(chan struct{})
+	go func() { rn.done <- d.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-rn.done:
+		n.t.Fatalf("dispatcher %s: %v", id, err)
+	}
+	n.mu.Lock()
+	n.dsps[region] = append(n.dsps[region], rn)
+	n.mu.Unlock()
+	n.t.Cleanup(func() { rn.Stop(n.t) })
+	return rn
+}
+
+func (n *testNet) token(channel, uid string) string {
+	s, err := token.BuildRTC(testCert, token.RTCOptions{AppID: testApp, Channel: channel, UID: uid, Expire: time.Hour})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return s
+}
+
+// dispatchResult is an answer of POST /v1/dispatch.
+type dispatchResult struct {
+	status     int
+	retryAfter string
+	resp       dispatch.Response
+	err        dispatch.ErrorBody
+}
+
+// dispatchFrom posts a dispatch request from a loopback source address ("" for any).
+func dispatchFrom(t *testing.T, url, source string, req dispatch.Request) dispatchResult {
+	t.Helper()
+	client := http.DefaultClient
+	if source != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	}
+	body, _ := json.Marshal(req)
+	resp, err := client.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := dispatchResult{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode == 200 {
+		json.Unmarshal(b, &r.resp)
+	} else {
+		json.Unmarshal(b, &r.err)
+	}
+	return r
+}
+
+func edgeIDs(es []dispatch.Edge) string {
+	var ids []string
+	for _, e := range es {
+		ids = append(ids, e.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
+// eventually polls cond until it returns nil, failing the test after d.
+func eventually(t *testing.T, d time.Duration, cond func() error) {
+	t.Helper()
+	clustertest.Eventually(t, d, cond)
+}
+
+var _ = fmt.Sprint
