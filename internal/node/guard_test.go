@@ -1,0 +1,93 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/stoa-rtc/stoa/internal/dispatch"
+	"github.com/stoa-rtc/stoa/internal/guard"
+)
+
+// A flood of bad tokens from 127.0.0.2 blocks that address on every dispatcher and edge of the region, while a
+// client on 127.0.0.3 is served normally throughout.
+func TestFloodBlocksAttackerRegionWide(t *testing.T) {
+	n := newTestNet(t)
+	n.guard = guard.Default() // the production thresholds: 20 bad requests in a minute
+	d1, d2 := n.addDispatcher("eu", "d1"), n.addDispatcher("eu", "d2")
+	e1, e2 := n.addEdge("eu", "e1"), n.addEdge("eu", "e2")
+	otherRegion := n.addDispatcher("us", "d-us")
+
+	good := func(d *runningNode) dispatchResult {
+		return dispatchFrom(t, d.url, "127.0.0.3", dispatch.Request{AppID: testApp, Channel: "c", UID: "v", Token: n.token("c", "v")})
+	}
+	eventually(t, 5*time.Second, func() error {
+		if r := good(d1); r.status != 200 {
+			return fmt.Errorf("victim: %d %+v", r.status, r.err)
+		}
+		return nil
+	})
+	bad := dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: "007eJxforged"}
+	for i := range 20 {
+		if r := dispatchFrom(t, d1.url, "127.0.0.2", bad); r.status != 401 {
+			t.Fatalf("bad request %d: %d %+v", i, r.status, r.err)
+		}
+		if i%5 == 0 {
+			if r := good(d1); r.status != 200 {
+				t.Fatalf("victim during the flood: %d %+v", r.status, r.err)
+			}
+		}
+	}
+	start := time.Now()
+	if r := dispatchFrom(t, d1.url, "127.0.0.2", bad); r.status != 403 || r.err.Error.Code != "blocked" || r.retryAfter == "" {
+		t.Fatalf("after 20 bad requests: %d %q %+v", r.status, r.retryAfter, r.err)
+	}
+	// The block reaches the other dispatcher and the edges of the region within a second.
+	eventually(t, time.Second, func() error {
+		if r := dispatchFrom(t, d2.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status != 403 {
+			return fmt.Errorf("second dispatcher: %d", r.status)
+		}
+		for _, e := range []*runningNode{e1, e2} {
+			if status := wsStatusFrom(t, e.url, "127.0.0.2"); status != http.StatusForbidden {
+				return fmt.Errorf("edge %s: HTTP %d", e.id, status)
+			}
+		}
+		return nil
+	})
+	t.Logf("block enforced region-wide after %v", time.Since(start).Round(time.Millisecond))
+	for _, d := range []*runningNode{d1, d2} {
+		if r := good(d); r.status != 200 {
+			t.Errorf("victim on %s: %d", d.id, r.status)
+		}
+	}
+	if status := wsStatusFrom(t, e2.url, "127.0.0.3"); status != http.StatusSwitchingProtocols {
+		t.Errorf("victim on an edge: HTTP %d", status)
+	}
+	// Other regions keep their own counts.
+	if r := dispatchFrom(t, otherRegion.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status == 403 {
+		t.Errorf("the block leaked into region us")
+	}
+}
+
+// wsStatusFrom opens the edge's signaling WebSocket from a source address and returns the HTTP status.
+func wsStatusFrom(t *testing.T, url, source string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}})
+	if err == nil {
+		conn.Close(websocket.StatusNormalClosure, "")
+		return http.StatusSwitchingProtocols
+	}
+	if resp == nil {
+		t.Fatalf("dial %s: %v", strings.TrimPrefix(url, "ws://"), err)
+	}
+	return resp.StatusCode
+}
