@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/loadtest"
+	"github.com/stoa-rtc/stoa/sdk"
+	"github.com/stoa-rtc/stoa/sframe/media"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+// proc is a stoa process started by a test.
+type proc struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...)}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = nil // logs are not needed; os/exec discards them
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return p
+}
+
+// waitLine waits for a line matching re and returns its submatches.
+func (p *proc) waitLine(t *testing.T, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				p.mu.Unlock()
+				return m
+			}
+		}
+		p.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no line matching %q from %v", re, p.cmd.Args)
+	return nil
+}
+
+// Separate stoa processes: a bus (stoa dev), two standalone edges and a dispatcher. The edge that carries a call
+// is killed with SIGKILL mid-call, several times; each time the subscriber's media resumes on the backup edge.
+func TestProcessesSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts processes")
+	}
+	bin := filepath.Join(t.TempDir(), "stoa")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dev := startProc(t, bin, "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--regions", "home:1", "--log-level", "error")
+	appID := dev.waitLine(t, `app id:\s+(\S+)`)[1]
+	appCert := dev.waitLine(t, `app cert:\s+(\S+)`)[1]
+	nats := dev.waitLine(t, `nats:\s+(\S+)`)[1]
+
+	edges := map[string]*proc{}
+	startEdge := func(id string) {
+		p := startProc(t, bin, "edge", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error")
+		p.waitLine(t, `ready.*id=`+id)
+		edges[id] = p
+	}
+	startEdge("eu-0")
+	startEdge("eu-1")
+	disp := startProc(t, bin, "dispatch", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error")
+	url := disp.waitLine(t, `ready.*url=(\S+)`)[1]
+
+	var gaps []time.Duration
+	for trial := range 3 {
+		channel := "kill-" + string(rune('a'+trial))
+		waitScheduled(t, url, appID, appCert, channel, slices.Sorted(maps.Keys(edges)))
+		c := joinCall(t, url, appID, appCert, channel)
+		primary := c.pub.Edge().ID
+		from, killed := c.sentLoad(), time.Now()
+		edges[primary].cmd.Process.Signal(syscall.SIGKILL)
+		gap := c.resumedAfter(t, killed, from)
+		gaps = append(gaps, gap)
+		c.close()
+		// Replace the killed edge so that the next call again has a backup.
+		startEdge(primary + "x")
+		delete(edges, primary)
+	}
+	slices.Sort(gaps)
+	t.Logf("SIGKILL to media flowing again: p50 %v, max %v (%v)", gaps[len(gaps)/2].Round(time.Millisecond),
+		gaps[len(gaps)-1].Round(time.Millisecond), gaps)
+}
+
+// waitScheduled waits until the dispatcher offers exactly the live edges for channel: a killed edge has expired
+// from the cluster and a new one has joined.
+func waitScheduled(t *testing.T, url, appID, appCert, channel string, live []string) {
+	t.Helper()
+	tok, err := token.BuildRTC(appCert, token.RTCOptions{AppID: appID, Channel: channel, UID: "probe", Expire: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"app_id": appID, "channel": channel, "uid": "probe", "token": tok})
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Edges []struct{ ID string } }
+		json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		got = got[:0]
+		for _, e := range r.Edges {
+			got = append(got, e.ID)
+		}
+		slices.Sort(got)
+		if slices.Equal(got, live) {
+			return
+		}
+	}
+	t.Fatalf("the dispatcher offers %v, want %v", got, live)
+}
+
+// procCall is a publisher and a subscriber exchanging numbered audio frames.
+type procCall struct {
+	pub, sub *sdk.Client
+	sent     sync.Mutex
+	next     uint32
+	mu       sync.Mutex
+	got      map[uint32]time.Time
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func joinCall(t *testing.T, url, appID, appCert, channel string) *procCall {
+	t.Helper()
+	secret := media.GenerateSecret()
+	join := func(uid string) *sdk.Client {
+		tok, err := token.BuildRTC(appCert, token.RTCOptions{AppID: appID, Channel: channel, UID: uid, Expire: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, err := sdk.Join(ctx, sdk.Config{URL: url, AppID: appID, Channel: channel, UID: uid, Token: tok, Secret: secret})
+			cancel()
+			if err == nil {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("join: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c := &procCall{sub: join("sub"), pub: join("pub"), got: map[uint32]time.Time{}, stop: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	audio, err := c.pub.PublishAudio(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.wg.Go(func() {
+		tick := time.NewTicker(loadtest.AudioInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-tick.C:
+			}
+			c.sent.Lock()
+			seq := c.next
+			c.next++
+			c.sent.Unlock()
+			audio.WriteFrame(loadtest.AudioFrame(loadtest.Marker{Seq: seq, Counted: true}), loadtest.AudioInterval)
+		}
+	})
+	c.wg.Go(func() {
+		for {
+			select {
+			case <-c.stop:
+				return
+			case tr, ok := <-c.sub.Tracks():
+				if !ok {
+					return
+				}
+				c.wg.Go(func() {
+					for {
+						f, err := tr.ReadFrame(context.Background())
+						if err != nil {
+							return
+						}
+						if m, err := loadtest.ParseFrame(f.Data, 1); err == nil {
+							c.mu.Lock()
+							if _, ok := c.got[m.Seq]; !ok {
+								c.got[m.Seq] = time.Now()
+							}
+							c.mu.Unlock()
+						}
+					}
+				})
+			}
+		}
+	})
+	// Media flows before the test disturbs it.
+	if c.resumedAfter(t, time.Now(), 0) < 0 {
+		t.Fatal("negative")
+	}
+	return c
+}
+
+func (c *procCall) sentLoad() uint32 {
+	c.sent.Lock()
+	defer c.sent.Unlock()
+	return c.next
+}
+
+// resumedAfter waits for the first frame numbered from or later and returns its arrival time less t.
+func (c *procCall) resumedAfter(t *testing.T, at time.Time, from uint32) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		var first time.Time
+		for s, got := range c.got {
+			if s >= from && (first.IsZero() || got.Before(first)) {
+				first = got
+			}
+		}
+		c.mu.Unlock()
+		if !first.IsZero() {
+			return max(first.Sub(at), 0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("media did not resume")
+	return 0
+}
+
+func (c *procCall) close() {
+	close(c.stop)
+	c.pub.Close()
+	c.sub.Close()
+	c.wg.Wait()
+}
