@@ -15,7 +15,7 @@ import (
 // call is a running call between a publisher and a subscriber through the network, with every audio frame
 // numbered so that a test can tell exactly which frames arrived.
 type call struct {
-	t        *testing.T
+	t        testing.TB
 	pub, sub *sdk.Client
 	sent     atomic.Uint32 // frames sent so far; frame i has sequence number i
 	mu       sync.Mutex

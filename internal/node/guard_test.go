@@ -1,11 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,4 +95,69 @@ func wsStatusFrom(t *testing.T, url, source string) int {
 		t.Fatalf("dial %s: %v", strings.TrimPrefix(url, "ws://"), err)
 	}
 	return resp.StatusCode
+}
+
+// During a flood of invalid tokens from several addresses, every valid request from other addresses is served.
+func TestValidServedDuringFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods for two seconds")
+	}
+	n := newTestNet(t)
+	n.guard = guard.Default()
+	n.addEdge("eu", "e1")
+	d := n.addDispatcher("eu", "d1")
+	eventually(t, 5*time.Second, func() error {
+		if r := dispatchFrom(t, d.url, "127.0.3.9", dispatch.Request{AppID: testApp, Channel: "c", UID: "p", Token: n.token("c", "p")}); r.status != 200 {
+			return fmt.Errorf("not ready: %d", r.status)
+		}
+		return nil
+	})
+	stop := make(chan struct{})
+	var flood atomic.Int64
+	var wg sync.WaitGroup
+	for a := range 4 {
+		source := fmt.Sprintf("127.0.2.%d", a+1)
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4}}
+		body, _ := json.Marshal(dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: "007eJxforged"})
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					resp, err := client.Post(d.url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					flood.Add(1)
+				}
+			})
+		}
+	}
+	var served, asked atomic.Int64
+	var vwg sync.WaitGroup
+	for v := range 5 {
+		vwg.Go(func() {
+			source := fmt.Sprintf("127.0.3.%d", v+1)
+			for i := range 20 {
+				uid := fmt.Sprintf("v%d-%d", v, i)
+				asked.Add(1)
+				if r := dispatchFrom(t, d.url, source, dispatch.Request{AppID: testApp, Channel: "c", UID: uid, Token: n.token("c", uid)}); r.status == 200 {
+					served.Add(1)
+				} else {
+					t.Errorf("valid request from %s: %d %+v", source, r.status, r.err)
+				}
+				time.Sleep(100 * time.Millisecond) // a client's pace, not synchronisation
+			}
+		})
+	}
+	vwg.Wait()
+	close(stop)
+	wg.Wait()
+	t.Logf("during a flood of %d invalid requests, %d of %d valid requests were served", flood.Load(), served.Load(), asked.Load())
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -30,7 +29,7 @@ const (
 // testNet is an in-process network: one NATS server, and dispatchers and edges in several regions, each node with
 // its own cluster connection, on random loopback ports.
 type testNet struct {
-	t    *testing.T
+	t    testing.TB
 	bus  *clustertest.Server
 	log  *slog.Logger
 	mu   sync.Mutex
@@ -49,7 +48,7 @@ type runningNode struct {
 }
 
 // Stop stops the node gracefully and waits for it; it may be called again.
-func (n *runningNode) Stop(t *testing.T) {
+func (n *runningNode) Stop(t testing.TB) {
 	n.stop()
 	if err := <-n.done; err != nil {
 		t.Errorf("node %s: %v", n.id, err)
@@ -57,7 +56,7 @@ func (n *runningNode) Stop(t *testing.T) {
 	n.done <- nil
 }
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	// Cleanups run last-in first-out: the leak check, registered first, runs after every node, cluster
 	// connection, proxy and the bus have stopped.
 	t.Cleanup(clustertest.Goroutines(t))
@@ -168,7 +167,7 @@ type dispatchResult struct {
 }
 
 // dispatchFrom posts a dispatch request from a loopback source address ("" for any).
-func dispatchFrom(t *testing.T, url, source string, req dispatch.Request) dispatchResult {
+func dispatchFrom(t testing.TB, url, source string, req dispatch.Request) dispatchResult {
 	t.Helper()
 	client := http.DefaultClient
 	if source != "" {
@@ -200,9 +199,7 @@ func edgeIDs(es []dispatch.Edge) string {
 }
 
 // eventually polls cond until it returns nil, failing the test after d.
-func eventually(t *testing.T, d time.Duration, cond func() error) {
+func eventually(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
 	clustertest.Eventually(t, d, cond)
 }
-
-var _ = fmt.Sprint
