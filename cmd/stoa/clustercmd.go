@@ -15,23 +15,23 @@ import (
 
 // clusterFlags connect an operator command to a cluster.
 type clusterFlags struct {
-	nats, regions string
+	nats    natsFlags
+	regions string
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.nats, "nats", "", "NATS URL(s) of the cluster, comma-separated")
+	f.nats.register(fs)
 	fs.StringVar(&f.regions, "regions", "", "comma-separated regions to act on, the first by default (default: status shows every region, drain and unblock act on \"local\")")
 }
 
 func (f *clusterFlags) connect(ctx context.Context) (*cluster.Cluster, []string, error) {
-	if f.nats == "" {
+	if f.nats.urls == "" {
 		return nil, nil, usagef("--nats is required")
 	}
-	cfg := cluster.Default()
-	cfg.URLs, cfg.Node = strings.Split(f.nats, ","), "stoa-cli-"+randomHex(3)
 	var regions []string
+	cfg := f.nats.config("local", "stoa-cli-"+randomHex(3), nil)
 	if f.regions == "" {
-		cfg.Region, cfg.Regions = "local", []string{"*"} // follow every region there is
+		cfg.Regions = []string{"*"} // follow every region there is
 	} else {
 		regions = strings.Split(f.regions, ",")
 		cfg.Region, cfg.Regions = regions[0], regions[1:]

@@ -18,14 +18,46 @@ import (
 	"github.com/stoa-rtc/stoa/internal/tlsutil"
 )
 
+// natsFlags say how to reach and authenticate to the cluster's NATS system.
+type natsFlags struct {
+	urls, creds, user, passwordFile, ca, cert, key, globalCluster string
+	replicas                                                      int
+}
+
+func (f *natsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.urls, "nats", "", "NATS URL(s) of the region's cluster, comma-separated (stoa dev prints one; empty: an embedded server)")
+	fs.StringVar(&f.creds, "nats-creds", "", "NATS credentials file (JWT + NKey)")
+	fs.StringVar(&f.user, "nats-user", "", "NATS user name (with --nats-password-file)")
+	fs.StringVar(&f.passwordFile, "nats-password-file", "", "file holding the NATS password")
+	fs.StringVar(&f.ca, "nats-ca", "", "CA file (PEM) to verify the NATS servers")
+	fs.StringVar(&f.cert, "nats-cert", "", "client certificate (PEM) for NATS servers that verify clients")
+	fs.StringVar(&f.key, "nats-key", "", "key (PEM) of --nats-cert")
+	fs.IntVar(&f.replicas, "nats-replicas", 1, "copies of every bucket within the region (3 in production)")
+	fs.StringVar(&f.globalCluster, "global-cluster", "", "NATS cluster holding the global buckets (projects, keys, events)")
+}
+
+// config returns the cluster configuration of the flags.
+func (f *natsFlags) config(region, node string, log *slog.Logger) cluster.Config {
+	c := cluster.Default()
+	if f.urls != "" {
+		c.URLs = strings.Split(f.urls, ",")
+	}
+	c.CredentialsFile, c.User, c.PasswordFile = f.creds, f.user, f.passwordFile
+	c.TLSCAFile, c.TLSCertFile, c.TLSKeyFile = f.ca, f.cert, f.key
+	c.Replicas, c.GlobalCluster = f.replicas, f.globalCluster
+	c.Region, c.Node, c.Logger = region, node, log
+	return c
+}
+
 // roleFlags are the flags shared by the server roles that join a cluster.
 type roleFlags struct {
-	nats, region, listen, id, dataDir, logLevel string
-	tlsCert, tlsKey                             string
+	nats                                  natsFlags
+	region, listen, id, dataDir, logLevel string
+	tlsCert, tlsKey                       string
 }
 
 func (f *roleFlags) register(fs *flag.FlagSet, role string) {
-	fs.StringVar(&f.nats, "nats", "", "NATS URL(s) of the cluster, comma-separated (stoa dev --nats-listen prints one)")
+	f.nats.register(fs)
 	fs.StringVar(&f.region, "region", "local", "region this "+role+" serves")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "HTTP address ("+role+" API); TLS is required off loopback")
 	fs.StringVar(&f.id, "id", "", "node id in the cluster (default: "+role+"-<random>)")
@@ -41,15 +73,10 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string) (*clust
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	if f.nats == "" {
-		return nil, nil, "", nil, usagef("--nats is required")
-	}
 	if f.id == "" {
 		f.id = role + "-" + randomHex(4)
 	}
-	ccfg := cluster.Default()
-	ccfg.URLs, ccfg.Region, ccfg.Node, ccfg.Logger = strings.Split(f.nats, ","), f.region, f.id, log
-	c, err := cluster.Start(ctx, ccfg)
+	c, err := cluster.Start(ctx, f.nats.config(f.region, f.id, log))
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
