@@ -29,7 +29,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 // devNet is a running `stoa dev` in this process.
 type devNet struct {
-	url, appID, appCert string
+	url, appID, appCert, nats string
 }
 
 func startDev(t *testing.T, extra ...string) devNet {
@@ -62,7 +62,7 @@ func startDev(t *testing.T, extra ...string) devNet {
 	if !strings.HasPrefix(out.String(), "stoa dev ready\n") {
 		t.Errorf("first line: %q", out.String())
 	}
-	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert")}
+	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats")}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -156,5 +156,54 @@ func TestDevLoadtestAndWrongSecret(t *testing.T) {
 	// Loopback loses nothing, but a loaded CI machine may delay the last frames past the drain period.
 	if res.FramesSent == 0 || res.FramesExpected != 3*res.FramesSent || res.Delivery < 0.99 || res.DecryptFailures != 0 || res.Corrupt != 0 {
 		t.Errorf("loadtest: %+v", res)
+	}
+}
+
+// stoa dev with two regions, seen and steered with stoa cluster.
+func TestClusterCommands(t *testing.T) {
+	d := startDev(t, "--regions", "eu:2,us:1")
+	var status struct {
+		Regions []struct {
+			Region string
+			Edges  []struct {
+				ID       string
+				Draining bool
+			}
+		}
+	}
+	statusOf := func() {
+		t.Helper()
+		code, out, errOut := stoa(t, "cluster", "status", "--nats", d.nats, "--json")
+		if code != 0 {
+			t.Fatalf("status: %d %s", code, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), &status); err != nil {
+			t.Fatalf("status printed %q: %v", out, err)
+		}
+	}
+	statusOf()
+	got := map[string]int{}
+	for _, r := range status.Regions {
+		got[r.Region] = len(r.Edges)
+	}
+	if got["eu"] != 2 || got["us"] != 1 {
+		t.Fatalf("status: %+v", status)
+	}
+	if code, out, errOut := stoa(t, "cluster", "drain", "eu-1", "--nats", d.nats, "--regions", "eu"); code != 0 || !strings.Contains(out, "draining") {
+		t.Fatalf("drain: %d %s %s", code, out, errOut)
+	}
+	statusOf()
+	for _, r := range status.Regions {
+		for _, e := range r.Edges {
+			if e.ID == "eu-1" && !e.Draining {
+				t.Errorf("eu-1 not shown draining: %+v", status)
+			}
+		}
+	}
+	if code, out, _ := stoa(t, "cluster", "unblock", "127.0.0.2", "--nats", d.nats, "--regions", "eu"); code != 0 || !strings.Contains(out, "unblocked") {
+		t.Errorf("unblock: %d %s", code, out)
+	}
+	if code, _, errOut := stoa(t, "cluster", "unblock", "not-an-ip", "--nats", d.nats); code != 2 || !strings.Contains(errOut, "not an IP") {
+		t.Errorf("unblock garbage: %d %s", code, errOut)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -53,7 +54,23 @@ func (f *natsFlags) config(region, node string, log *slog.Logger) cluster.Config
 type roleFlags struct {
 	nats                                  natsFlags
 	region, listen, id, dataDir, logLevel string
-	tlsCert, tlsKey                       string
+	tlsCert, tlsKey, allow                string
+}
+
+// guard returns the DoS guard configuration of the flags.
+func (f *roleFlags) guard() (guard.Config, error) {
+	g := guard.Default()
+	for _, s := range strings.Split(f.allow, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return g, usagef("--allow: %q is not a CIDR range", s)
+		}
+		g.Allow = append(g.Allow, p)
+	}
+	return g, g.Validate()
 }
 
 func (f *roleFlags) register(fs *flag.FlagSet, role string) {
@@ -65,6 +82,7 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the listener")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM) for the listener")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.allow, "allow", "", "trusted CIDR ranges exempt from rate limits and blocking, comma-separated (default: none)")
 }
 
 // start validates the flags, connects to the cluster and opens the listener.
@@ -157,6 +175,10 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 				host, _, _ := net.SplitHostPort(ln.Addr().String())
 				rtcAddr = net.JoinHostPort(host, "0")
 			}
+			g, err := rf.guard()
+			if err != nil {
+				return err
+			}
 			var ips []string
 			if publicIPs != "" {
 				ips = strings.Split(publicIPs, ",")
@@ -164,7 +186,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			wsScheme := strings.Replace(scheme, "http", "ws", 1)
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
-				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: guard.Default(), Logger: log},
+				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})
@@ -201,8 +223,13 @@ Prints a line with "ready" once serving.`,
 				return err
 			}
 			defer c.Close()
+			g, err := rf.guard()
+			if err != nil {
+				ln.Close()
+				return err
+			}
 			d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: c, ID: rf.id, Region: rf.region,
-				Fallback: fallback, Listener: ln, Guard: guard.Default(), Logger: log})
+				Fallback: fallback, Listener: ln, Guard: g, Logger: log})
 			if err != nil {
 				ln.Close()
 				return err

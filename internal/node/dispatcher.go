@@ -50,9 +50,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	gcfg := cfg.Guard
-	gcfg.Store, gcfg.Node, gcfg.Logger = newBlockStore(cfg.Cluster), cfg.ID, cfg.Logger
-	g, err := guard.New(gcfg)
+	g, err := guard.New(guardConfig(cfg.Guard, cfg.Cluster, cfg.Region, cfg.ID, cfg.Logger))
 	if err != nil {
 		return nil, err
 	}

@@ -50,9 +50,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	var keys ticket.Keys
 	defer c.SyncTicketKeys(&keys)()
 
-	gcfg := cfg.Guard
-	gcfg.Store, gcfg.Node, gcfg.Logger = newBlockStore(c), cfg.ID, log
-	g, err := guard.New(gcfg)
+	g, err := guard.New(guardConfig(cfg.Guard, c, cfg.Region, cfg.ID, log))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package node
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -54,6 +55,20 @@ func (s *blockStore) Blocked(p netip.Prefix) (guard.Block, bool) {
 		return guard.Block{}, false
 	}
 	return b, ok
+}
+
+// guardConfig completes a node's guard configuration: blocks go through the cluster, and the guard's events
+// (blocks, unblocks, summaries of refused requests) join the cluster's event stream.
+func guardConfig(g guard.Config, c *cluster.Cluster, region, node string, log *slog.Logger) guard.Config {
+	g.Store, g.Node, g.Logger = newBlockStore(c), node, log
+	next := g.Events
+	g.Events = func(ev guard.Event) {
+		c.PublishEvent(context.Background(), region, "guard_"+string(ev.Type), ev)
+		if next != nil {
+			next(ev)
+		}
+	}
+	return g
 }
 
 // serve runs srv on its listener until ctx is done, then shuts it down.
