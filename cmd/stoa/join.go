@@ -172,25 +172,28 @@ func parseKinds(s string) (map[sdk.Kind]bool, error) {
 
 // joinSummary is the --json output of stoa join.
 type joinSummary struct {
-	FramesSent       uint64  `json:"frames_sent"`
-	FramesReceived   uint64  `json:"frames_received"`
-	DecryptOK        uint64  `json:"decrypt_ok"`
-	DecryptFailed    uint64  `json:"decrypt_failed"`
-	FramesIncomplete uint64  `json:"frames_incomplete"`
-	Reconnects       uint64  `json:"reconnects"`
-	JoinMS           float64 `json:"join_ms"`
-	DurationS        float64 `json:"duration_s"`
-	Edge             string  `json:"edge"`
-	Tracks           []struct {
-		ID             string `json:"id"`
-		UID            string `json:"uid"`
-		Kind           string `json:"kind"`
-		Local          bool   `json:"local"`
-		FramesSent     uint64 `json:"frames_sent"`
-		FramesReceived uint64 `json:"frames_received"`
-		DecryptOK      uint64 `json:"decrypt_ok"`
-		DecryptFailed  uint64 `json:"decrypt_failed"`
-	} `json:"tracks"`
+	FramesSent       uint64      `json:"frames_sent"`
+	FramesReceived   uint64      `json:"frames_received"`
+	DecryptOK        uint64      `json:"decrypt_ok"`
+	DecryptFailed    uint64      `json:"decrypt_failed"`
+	FramesIncomplete uint64      `json:"frames_incomplete"`
+	Reconnects       uint64      `json:"reconnects"`
+	JoinMS           float64     `json:"join_ms"`
+	DurationS        float64     `json:"duration_s"`
+	Edge             string      `json:"edge"`
+	Tracks           []joinTrack `json:"tracks"`
+}
+
+// joinTrack is one track's figures in joinSummary.
+type joinTrack struct {
+	ID             string `json:"id"`
+	UID            string `json:"uid"`
+	Kind           string `json:"kind"`
+	Local          bool   `json:"local"`
+	FramesSent     uint64 `json:"frames_sent"`
+	FramesReceived uint64 `json:"frames_received"`
+	DecryptOK      uint64 `json:"decrypt_ok"`
+	DecryptFailed  uint64 `json:"decrypt_failed"`
 }
 
 func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kind]bool, input string, duration time.Duration, jsonOut bool) error {
@@ -268,16 +271,7 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 		DecryptFailed: st.DecryptFailed, FramesIncomplete: st.FramesIncomplete, Reconnects: st.Reconnects,
 		JoinMS: joinMS, DurationS: time.Since(t0).Seconds(), Edge: c.Edge().ID}
 	for _, ts := range st.Tracks {
-		sum.Tracks = append(sum.Tracks, struct {
-			ID             string `json:"id"`
-			UID            string `json:"uid"`
-			Kind           string `json:"kind"`
-			Local          bool   `json:"local"`
-			FramesSent     uint64 `json:"frames_sent"`
-			FramesReceived uint64 `json:"frames_received"`
-			DecryptOK      uint64 `json:"decrypt_ok"`
-			DecryptFailed  uint64 `json:"decrypt_failed"`
-		}{ts.TrackID, ts.UID, string(ts.Kind), ts.Local, ts.FramesSent, ts.FramesReceived, ts.DecryptOK, ts.DecryptFailed})
+		sum.Tracks = append(sum.Tracks, joinTrack{ts.TrackID, ts.UID, string(ts.Kind), ts.Local, ts.FramesSent, ts.FramesReceived, ts.DecryptOK, ts.DecryptFailed})
 	}
 	if jsonOut {
 		enc := json.NewEncoder(env.stdout)

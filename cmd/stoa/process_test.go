@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -16,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stoa-rtc/stoa/internal/loadtest"
+	"github.com/stoa-rtc/stoa/internal/calltest"
 	"github.com/stoa-rtc/stoa/sdk"
-	"github.com/stoa-rtc/stoa/sframe/media"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -112,13 +110,18 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	for trial := range 3 {
 		channel := "kill-" + string(rune('a'+trial))
 		waitScheduled(t, url, appID, appCert, channel, slices.Sorted(maps.Keys(edges)))
-		c := joinCall(t, url, appID, appCert, channel)
-		primary := c.pub.Edge().ID
-		from, killed := c.sentLoad(), time.Now()
+		c := calltest.Start(t, func(uid string) sdk.Config {
+			tok, err := token.BuildRTC(appCert, token.RTCOptions{AppID: appID, Channel: channel, UID: uid, Expire: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sdk.Config{URL: url, AppID: appID, Channel: channel, UID: uid, Token: tok}
+		})
+		primary := c.Pub.Edge().ID
+		from, killed := c.Mark(), time.Now()
 		edges[primary].cmd.Process.Signal(syscall.SIGKILL)
-		gap := c.resumedAfter(t, killed, from)
-		gaps = append(gaps, gap)
-		c.close()
+		gaps = append(gaps, c.ResumedAfter(killed, from, 20*time.Second))
+		c.Close()
 		// Replace the killed edge so that the next call again has a backup.
 		startEdge(primary + "x")
 		delete(edges, primary)
@@ -156,129 +159,4 @@ func waitScheduled(t *testing.T, url, appID, appCert, channel string, live []str
 		}
 	}
 	t.Fatalf("the dispatcher offers %v, want %v", got, live)
-}
-
-// procCall is a publisher and a subscriber exchanging numbered audio frames.
-type procCall struct {
-	pub, sub *sdk.Client
-	sent     sync.Mutex
-	next     uint32
-	mu       sync.Mutex
-	got      map[uint32]time.Time
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
-
-func joinCall(t *testing.T, url, appID, appCert, channel string) *procCall {
-	t.Helper()
-	secret := media.GenerateSecret()
-	join := func(uid string) *sdk.Client {
-		tok, err := token.BuildRTC(appCert, token.RTCOptions{AppID: appID, Channel: channel, UID: uid, Expire: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c, err := sdk.Join(ctx, sdk.Config{URL: url, AppID: appID, Channel: channel, UID: uid, Token: tok, Secret: secret})
-			cancel()
-			if err == nil {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("join: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	c := &procCall{sub: join("sub"), pub: join("pub"), got: map[uint32]time.Time{}, stop: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	audio, err := c.pub.PublishAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.wg.Go(func() {
-		tick := time.NewTicker(loadtest.AudioInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-tick.C:
-			}
-			c.sent.Lock()
-			seq := c.next
-			c.next++
-			c.sent.Unlock()
-			audio.WriteFrame(loadtest.AudioFrame(loadtest.Marker{Seq: seq, Counted: true}), loadtest.AudioInterval)
-		}
-	})
-	c.wg.Go(func() {
-		for {
-			select {
-			case <-c.stop:
-				return
-			case tr, ok := <-c.sub.Tracks():
-				if !ok {
-					return
-				}
-				c.wg.Go(func() {
-					for {
-						f, err := tr.ReadFrame(context.Background())
-						if err != nil {
-							return
-						}
-						if m, err := loadtest.ParseFrame(f.Data, 1); err == nil {
-							c.mu.Lock()
-							if _, ok := c.got[m.Seq]; !ok {
-								c.got[m.Seq] = time.Now()
-							}
-							c.mu.Unlock()
-						}
-					}
-				})
-			}
-		}
-	})
-	// Media flows before the test disturbs it.
-	if c.resumedAfter(t, time.Now(), 0) < 0 {
-		t.Fatal("negative")
-	}
-	return c
-}
-
-func (c *procCall) sentLoad() uint32 {
-	c.sent.Lock()
-	defer c.sent.Unlock()
-	return c.next
-}
-
-// resumedAfter waits for the first frame numbered from or later and returns its arrival time less t.
-func (c *procCall) resumedAfter(t *testing.T, at time.Time, from uint32) time.Duration {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		var first time.Time
-		for s, got := range c.got {
-			if s >= from && (first.IsZero() || got.Before(first)) {
-				first = got
-			}
-		}
-		c.mu.Unlock()
-		if !first.IsZero() {
-			return max(first.Sub(at), 0)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("media did not resume")
-	return 0
-}
-
-func (c *procCall) close() {
-	close(c.stop)
-	c.pub.Close()
-	c.sub.Close()
-	c.wg.Wait()
 }

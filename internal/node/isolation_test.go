@@ -3,7 +3,18 @@ package node
 import (
 	"testing"
 	"time"
+
+	"github.com/stoa-rtc/stoa/internal/calltest"
+	"github.com/stoa-rtc/stoa/sdk"
 )
+
+// startCall starts a call in channel through the dispatcher entry.
+func (n *testNet) startCall(entry *runningNode, channel string) *calltest.Call {
+	return calltest.Start(n.t, func(uid string) sdk.Config {
+		return sdk.Config{URL: entry.url, AppID: testApp, Channel: channel, UID: uid, Token: n.token(channel, uid),
+			ReconnectTimeout: 30 * time.Second}
+	})
+}
 
 // When the call's edge stops, both clients move to the next edge of their ticket, with the same token and ticket
 // and no dispatcher call, and the subscriber sees the stream continue.
@@ -14,9 +25,9 @@ func TestFailoverToBackupEdge(t *testing.T) {
 	}
 	d := n.addDispatcher("eu", "d-eu")
 	c := n.startCall(d, "failover")
-	primary := c.pub.Edge().ID
-	if c.sub.Edge().ID != primary {
-		t.Fatalf("publisher on %s, subscriber on %s: affinity broken", primary, c.sub.Edge().ID)
+	primary := c.Pub.Edge().ID
+	if c.Sub.Edge().ID != primary {
+		t.Fatalf("publisher on %s, subscriber on %s: affinity broken", primary, c.Sub.Edge().ID)
 	}
 	d.Stop(t) // failover needs no dispatcher
 
@@ -26,14 +37,14 @@ func TestFailoverToBackupEdge(t *testing.T) {
 			victim = e
 		}
 	}
-	from, killed := c.mark(), time.Now()
+	from, killed := c.Mark(), time.Now()
 	victim.Stop(t)
-	gap := c.resumedAfter(killed, from, 20*time.Second)
+	gap := c.ResumedAfter(killed, from, 20*time.Second)
 	t.Logf("media resumed %v after edge %s stopped", gap.Round(time.Millisecond), primary)
-	if c.pub.Edge().ID == primary || c.sub.Edge().ID == primary {
+	if c.Pub.Edge().ID == primary || c.Sub.Edge().ID == primary {
 		t.Errorf("clients still on %s", primary)
 	}
-	c.waitFrames(25, 10*time.Second)
+	c.WaitFrames(25, 10*time.Second)
 }
 
 // Ongoing calls are untouched when every dispatcher stops, when the bus stops, and when another region stops;
@@ -49,10 +60,10 @@ func TestFunctionIsolation(t *testing.T) {
 
 	window := func(name string, during func()) {
 		t.Helper()
-		from := c.mark()
+		from := c.Mark()
 		during()
-		c.waitFrames(25, 10*time.Second) // half a second of audio after the event
-		if lost := c.lost(from, c.mark()-5); lost != 0 {
+		c.WaitFrames(25, 10*time.Second) // half a second of audio after the event
+		if lost := c.Lost(from, c.Mark()-5); lost != 0 {
 			t.Errorf("%s: %d frames lost", name, lost)
 		}
 	}
@@ -65,12 +76,12 @@ func TestFunctionIsolation(t *testing.T) {
 
 	// Bus still down: the call's edge goes; the clients fail over to the other eu edge, which admits them with
 	// the project and dispatcher key it already holds.
-	primary := c.pub.Edge().ID
+	primary := c.Pub.Edge().ID
 	for _, e := range n.edgs["eu"] {
 		if e.id == primary {
-			from, killed := c.mark(), time.Now()
+			from, killed := c.Mark(), time.Now()
 			e.Stop(t)
-			gap := c.resumedAfter(killed, from, 20*time.Second)
+			gap := c.ResumedAfter(killed, from, 20*time.Second)
 			t.Logf("with the bus down, media resumed %v after edge %s stopped", gap.Round(time.Millisecond), primary)
 		}
 	}
