@@ -86,7 +86,8 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 }
 
 // start validates the flags, connects to the cluster and opens the listener.
-func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string) (*cluster.Cluster, net.Listener, string, *slog.Logger, error) {
+// follow lists further regions whose edges the node must see (a dispatcher's fallback region).
+func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow ...string) (*cluster.Cluster, net.Listener, string, *slog.Logger, error) {
 	log, err := newLogger(env.stderr, f.logLevel)
 	if err != nil {
 		return nil, nil, "", nil, err
@@ -94,7 +95,9 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string) (*clust
 	if f.id == "" {
 		f.id = role + "-" + randomHex(4)
 	}
-	c, err := cluster.Start(ctx, f.nats.config(f.region, f.id, log))
+	ccfg := f.nats.config(f.region, f.id, log)
+	ccfg.Regions = follow
+	c, err := cluster.Start(ctx, ccfg)
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
@@ -218,7 +221,11 @@ Prints a line with "ready" once serving.`,
 			} else if len(rest) > 0 {
 				return usagef("unexpected argument %q", rest[0])
 			}
-			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch")
+			var follow []string
+			if fallback != "" {
+				follow = []string{fallback}
+			}
+			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch", follow...)
 			if err != nil {
 				return err
 			}

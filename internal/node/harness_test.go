@@ -83,10 +83,10 @@ func (n *testNet) cluster(region, id string) *cluster.Cluster {
 	return c
 }
 
-func (n *testNet) clusterVia(region, id string) (*cluster.Cluster, *clustertest.Proxy) {
+func (n *testNet) clusterVia(region, id string, follow ...string) (*cluster.Cluster, *clustertest.Proxy) {
 	p := clustertest.NewProxy(n.t, n.bus.URL())
 	cfg := cluster.Default()
-	cfg.URLs, cfg.Region, cfg.Node, cfg.Logger = []string{p.URL()}, region, id, n.log
+	cfg.URLs, cfg.Region, cfg.Node, cfg.Logger, cfg.Regions = []string{p.URL()}, region, id, n.log, follow
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := cluster.Start(ctx, cfg)
@@ -124,13 +124,21 @@ func (n *testNet) addEdge(region, id string) *runningNode {
 }
 
 func (n *testNet) addDispatcher(region, id string) *runningNode {
+	return n.addDispatcherWithFallback(region, id, "")
+}
+
+func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runningNode {
 	n.t.Helper()
-	c, p := n.clusterVia(region, id)
+	var follow []string
+	if fallback != "" {
+		follow = []string{fallback}
+	}
+	c, p := n.clusterVia(region, id, follow...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	d, err := NewDispatcher(DispatcherConfig{Cluster: c, ID: id, Region: region, Listener: ln, Guard: n.guard, Logger: n.log})
+	d, err := NewDispatcher(DispatcherConfig{Cluster: c, ID: id, Region: region, Fallback: fallback, Listener: ln, Guard: n.guard, Logger: n.log})
 	if err != nil {
 		n.t.Fatal(err)
 	}
