@@ -22,14 +22,15 @@ import (
 
 // proc is a stoa process started by a test.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has exited and been reaped
+	mu     sync.Mutex
+	lines  []string
 }
 
 func startProc(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...)}
+	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -45,16 +46,16 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 			p.lines = append(p.lines, sc.Text())
 			p.mu.Unlock()
 		}
+		p.cmd.Wait() // after the output is read, as os/exec requires
+		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { p.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(10 * time.Second):
 			p.cmd.Process.Kill()
-			<-done
+			<-p.exited
 		}
 	})
 	return p
@@ -118,9 +119,11 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 			return sdk.Config{URL: url, AppID: appID, Channel: channel, UID: uid, Token: tok}
 		})
 		primary := c.Pub.Edge().ID
-		from, killed := c.Mark(), time.Now()
+		killed := time.Now()
 		edges[primary].cmd.Process.Signal(syscall.SIGKILL)
-		gaps = append(gaps, c.ResumedAfter(killed, from, 20*time.Second))
+		<-edges[primary].exited
+		// Frames numbered from here on were sent after the edge died: they arrive only through the backup.
+		gaps = append(gaps, c.ResumedAfter(killed, c.Mark(), 20*time.Second))
 		c.Close()
 		// Replace the killed edge so that the next call again has a backup.
 		startEdge(primary + "x")
