@@ -1,7 +1,6 @@
 package token
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -205,6 +204,3 @@ func readPermissions(r *reader) map[uint16]map[uint16][]string {
 	}
 	return perms
 }
-
-// fieldsString describes a service for error messages without any value that could be sensitive.
-func (s *Service) describe() string { return fmt.Sprintf("%s service", s.Type) }

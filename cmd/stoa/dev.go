@@ -295,11 +295,6 @@ func firstError(errs chan error, def error) error {
 	}
 }
 
-func portOf(addr string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	return port
-}
-
 func isHex32(s string) bool {
 	if len(s) != 32 {
 		return false

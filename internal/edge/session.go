@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -482,12 +481,10 @@ func (s *session) cleanup() {
 	close(s.out)
 }
 
+// randomID returns n random bytes in hex, for session and track ids.
 func randomID(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
-	if n%5 == 0 {
-		return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	}
 	return hex.EncodeToString(b)
 }
 
