@@ -10,6 +10,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/stoa-rtc/stoa/sframe/media"
+
+	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
 // publication is a local track, media or data, as the client republishes it after a reconnection.
@@ -115,9 +117,9 @@ func (t *LocalTrack) stats() TrackStats {
 }
 
 func (t *LocalTrack) attach(s *session, id string) error {
-	codec := codecOpus.RTPCodecCapability
+	codec := rtc.Opus.RTPCodecCapability
 	if t.k == KindVideo {
-		codec = codecVP8.RTPCodecCapability
+		codec = rtc.VP8.RTPCodecCapability
 	}
 	tr, err := webrtc.NewTrackLocalStaticRTP(codec, id, s.c.cfg.UID)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+
+	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
 // rtpMTU is the largest RTP packet the client sends, leaving room for SRTP, UDP, IP and TURN overheads.
@@ -29,9 +31,9 @@ func newPacketizer(kind Kind) *packetizer {
 	)
 	switch kind {
 	case KindVideo:
-		pl, pt, rate = &codecs.VP8Payloader{EnablePictureID: true}, uint8(codecVP8.PayloadType), codecVP8.ClockRate
+		pl, pt, rate = &codecs.VP8Payloader{EnablePictureID: true}, uint8(rtc.VP8.PayloadType), rtc.VP8.ClockRate
 	default:
-		pl, pt, rate = &codecs.OpusPayloader{}, uint8(codecOpus.PayloadType), codecOpus.ClockRate
+		pl, pt, rate = &codecs.OpusPayloader{}, uint8(rtc.Opus.PayloadType), rtc.Opus.ClockRate
 	}
 	return &packetizer{
 		p:         rtp.NewPacketizer(rtpMTU, pt, rand.Uint32(), pl, rtp.NewRandomSequencer(), rate),

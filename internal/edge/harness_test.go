@@ -21,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/internal/rtc"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -208,11 +209,8 @@ func (e *testEdge) dialFrom(t *testing.T, source string) (*testClient, error) {
 }
 
 func clientAPI(t *testing.T, network webrtc.NetworkType) *webrtc.API {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(codecOpus, webrtc.RTPCodecTypeAudio); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.RegisterCodec(codecVP8, webrtc.RTPCodecTypeVideo); err != nil {
+	m, _, err := rtc.MediaEngine()
+	if err != nil {
 		t.Fatal(err)
 	}
 	se := webrtc.SettingEngine{}
@@ -391,10 +389,7 @@ func (c *testClient) publish(kind protocol.Kind) (string, *webrtc.TrackLocalStat
 	case protocol.KindData:
 		dc, err = c.pub.CreateDataChannel(id, nil)
 	default:
-		codec := codecOpus.RTPCodecCapability
-		if kind == protocol.KindVideo {
-			codec = codecVP8.RTPCodecCapability
-		}
+		codec := rtc.Codec(kind == protocol.KindVideo).RTPCodecCapability
 		local, err = webrtc.NewTrackLocalStaticRTP(codec, id, "stream")
 		if err == nil {
 			_, err = c.pub.AddTrack(local)

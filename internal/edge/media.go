@@ -8,6 +8,7 @@ import (
 
 	"github.com/stoa-rtc/stoa/internal/edge/forward"
 	"github.com/stoa-rtc/stoa/internal/protocol"
+	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
 // The two peer connections of a session: the subscriber connection, which the edge offers and renegotiates as
@@ -152,10 +153,7 @@ func (s *session) onTrack(t *webrtc.TrackRemote) {
 		return
 	}
 	// The edge negotiates one codec per kind, so the codec is known before the first packet arrives.
-	codec := codecOpus.RTPCodecCapability
-	if kind == protocol.KindVideo {
-		codec = codecVP8.RTPCodecCapability
-	}
+	codec := rtc.Codec(kind == protocol.KindVideo).RTPCodecCapability
 	local, err := forward.NewTrack(p.id, s.uid, codec, forward.WithKeyframeRequest(s.requestKeyframe))
 	if err != nil {
 		s.sendError(0, protocol.CodeInternal, "could not forward the track")

@@ -19,10 +19,11 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
 // roomKey identifies a room: channels of different apps never meet.
@@ -88,35 +89,13 @@ func listenRTC(addr string) (net.PacketConn, net.Listener, error) {
 	return nil, nil, fmt.Errorf("edge: ICE TCP port: %w", lastErr)
 }
 
-// Codecs the edge negotiates: Opus for audio, VP8 for video. Payload types are fixed so that they are the same on
-// every connection, which keeps forwarding a copy, not a translation.
-var (
-	codecOpus = webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType: 111,
-	}
-	codecVP8 = webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
-		PayloadType: 96,
-	}
-)
-
 func (s *Server) newAPI() (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(codecOpus, webrtc.RTPCodecTypeAudio); err != nil {
+	m, ir, err := rtc.MediaEngine()
+	if err != nil {
 		return nil, err
 	}
-	if err := m.RegisterCodec(codecVP8, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	// NACK generation and response, RTCP sender/receiver reports: retransmission works on both legs.
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
-	}
-	lf := pionLogs{log: s.cfg.Logger}
+	// The muxes report every read on a closed socket, which is how every shutdown ends, as an error.
+	lf := rtc.Logs{Log: s.cfg.Logger, Quiet: []string{"udpmux", "tcpmux"}}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), s.udp))
 	se.SetICETCPMux(webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), s.tcp, 64))
