@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/loadtest"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -205,5 +209,58 @@ func TestClusterCommands(t *testing.T) {
 	}
 	if code, _, errOut := stoa(t, "cluster", "unblock", "not-an-ip", "--nats", d.nats); code != 2 || !strings.Contains(errOut, "not an IP") {
 		t.Errorf("unblock garbage: %d %s", code, errOut)
+	}
+}
+
+// stoa join publishes the VP8 frames of an IVF file; a subscriber with the same channel secret decrypts them.
+func TestJoinPublishesIVF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a network")
+	}
+	d := startDev(t)
+	// An IVF file (32-byte header, then 12-byte frame headers) of synthetic VP8 frames at 30 fps.
+	var ivf bytes.Buffer
+	hdr := make([]byte, 32)
+	copy(hdr, "DKIF")
+	binary.LittleEndian.PutUint16(hdr[6:], 32)
+	copy(hdr[8:], "VP80")
+	binary.LittleEndian.PutUint16(hdr[12:], 640)
+	binary.LittleEndian.PutUint16(hdr[14:], 360)
+	binary.LittleEndian.PutUint32(hdr[16:], 30) // timebase denominator
+	binary.LittleEndian.PutUint32(hdr[20:], 1)  // numerator
+	binary.LittleEndian.PutUint32(hdr[24:], 30)
+	ivf.Write(hdr)
+	for i := range 30 {
+		frame := loadtest.VideoFrame(loadtest.Marker{Seq: uint32(i)}, i == 0)
+		fh := make([]byte, 12)
+		binary.LittleEndian.PutUint32(fh, uint32(len(frame)))
+		binary.LittleEndian.PutUint64(fh[4:], uint64(i))
+		ivf.Write(fh)
+		ivf.Write(frame)
+	}
+	path := filepath.Join(t.TempDir(), "clip.ivf")
+	if err := os.WriteFile(path, ivf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.Repeat("5a", 32)
+	common := []string{"join", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--channel", "ivf", "--e2ee-secret", secret, "--json"}
+	pubDone := make(chan int, 1)
+	go func() {
+		var out, errOut syncBuffer
+		pubDone <- runMain(context.Background(), append(common, "--uid", "pub", "--publish", "video", "--input", path, "--duration", "4s"), &out, &errOut)
+	}()
+	code, out, errOut := stoa(t, append(common, "--uid", "sub", "--subscribe", "--duration", "3s")...)
+	if code != 0 {
+		t.Fatalf("subscriber: %d %s", code, errOut)
+	}
+	var sub joinSummary
+	if err := json.Unmarshal([]byte(out), &sub); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if sub.DecryptOK == 0 || sub.DecryptFailed != 0 {
+		t.Errorf("subscriber: %+v", sub)
+	}
+	if code := <-pubDone; code != 0 {
+		t.Errorf("publisher exited %d", code)
 	}
 }
