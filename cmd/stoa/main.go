@@ -51,6 +51,7 @@ func rootCommand() *command {
 			dispatchCommand(),
 			clusterCommand(),
 			auditCommand(),
+			consoleCommand(),
 			versionCommand(),
 		},
 	}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/audit"
+	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/console"
+	"github.com/stoa-rtc/stoa/internal/store"
+)
+
+func consoleCommand() *command {
+	var (
+		nf                              natsFlags
+		addr, db, dataDir, logLevel     string
+		tlsCert, tlsKey, region, nodeID string
+		useCluster                      bool
+	)
+	return &command{
+		name:    "console",
+		summary: "run the console API (accounts, projects, API keys)",
+		usage: `stoa console --db PATH_OR_DSN [--listen ADDR] [--data DIR] [--nats URL]
+
+Serves the console API under /api/v1 (described by /api/v1/openapi.json) on --listen, with TLS off loopback.
+--db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
+audit.key (signs audit checkpoints) and the self-signed TLS certificate. Project changes are published to the
+cluster at --nats; without --nats (and without --cluster) they stay in the database. Prints a line with
+"ready" and the URL once serving.`,
+		flags: func(fs *flag.FlagSet) {
+			nf.register(fs)
+			fs.StringVar(&addr, "listen", "127.0.0.1:0", "HTTP address; TLS is required off loopback")
+			fs.StringVar(&db, "db", "", "SQLite file or postgres:// DSN (required)")
+			fs.StringVar(&dataDir, "data", ".stoa-console", "directory for the console's keys and TLS certificate")
+			fs.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the listener")
+			fs.StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM) for the listener")
+			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+			fs.StringVar(&region, "region", "local", "region of the console's cluster connection")
+			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
+			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
+		},
+		run: func(ctx context.Context, args []string, env *cmdEnv) error {
+			if rest, err := env.parse(args); err != nil {
+				return err
+			} else if len(rest) > 0 {
+				return usagef("console: unexpected argument %q", rest[0])
+			}
+			if db == "" {
+				return usagef("console: --db is required")
+			}
+			log, err := newLogger(env.stderr, logLevel)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return err
+			}
+			sdb, err := store.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer sdb.Close()
+			auditKey, keyID, err := loadAuditKey(filepath.Join(dataDir, "audit.key"))
+			if err != nil {
+				return err
+			}
+			al, err := audit.New(audit.Config{DB: sdb, Key: auditKey, KeyID: keyID})
+			if err != nil {
+				return err
+			}
+			cfg := console.Config{DB: sdb, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"), Logger: log}
+			if nf.urls != "" || useCluster {
+				if nodeID == "" {
+					nodeID = "console-" + randomHex(4)
+				}
+				c, err := cluster.Start(ctx, nf.config(region, nodeID, log))
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				cfg.Cluster = c
+			}
+			ln, scheme, err := listen(addr, dataDir, tlsCert, tlsKey)
+			if err != nil {
+				return err
+			}
+			cfg.Secure = scheme == "https"
+			cs, err := console.New(cfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			fmt.Fprintf(env.stdout, "stoa console ready: url=%s://%s/api/v1/\n", scheme, publicAddr(ln))
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = srv.Shutdown(sctx)
+			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
+			return err
+		},
+	}
+}
+
+// loadAuditKey reads the Ed25519 seed in path, creating it (mode 0600) if missing, and returns the key and its
+// id: the first 8 bytes of the SHA-256 of the public key, in hex.
+func loadAuditKey(path string) (ed25519.PrivateKey, string, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_, werr := f.Write(seed)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return nil, "", err
+		}
+	case errors.Is(err, fs.ErrExist):
+		if seed, err = os.ReadFile(path); err != nil {
+			return nil, "", err
+		}
+		if len(seed) != ed25519.SeedSize {
+			return nil, "", fmt.Errorf("audit key %s holds %d bytes, want %d", path, len(seed), ed25519.SeedSize)
+		}
+	default:
+		return nil, "", err
+	}
+	key := ed25519.NewKeyFromSeed(seed)
+	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
+	return key, "console-" + hex.EncodeToString(sum[:8]), nil
+}

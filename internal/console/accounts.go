@@ -1,0 +1,268 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+type credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// String keeps the password out of logs and error messages should credentials be printed by mistake.
+func (c credentials) String() string { return "credentials{" + c.Email + "}" }
+
+type sessionView struct {
+	Email          string `json:"email"`
+	OrganisationID int64  `json:"organisation_id"`
+	Role           string `json:"role"`
+	CSRFToken      string `json:"csrf_token"`
+	Expires        string `json:"expires,omitempty"`
+}
+
+// normalizeEmail lowercases and trims email and checks that it is a bare address.
+func normalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || len(e) > 254 || !strings.Contains(e[strings.LastIndexByte(e, '@')+1:], ".") {
+		return "", errorf(http.StatusBadRequest, "invalid_email", "not a valid email address")
+	}
+	return e, nil
+}
+
+func (cs *Console) signup(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	email, err := normalizeEmail(c.Email)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	if n := len(c.Password); n < MinPasswordLen || n > MaxPasswordLen {
+		writeError(w, http.StatusBadRequest, "invalid_password", "the password must be 12 to 128 bytes long")
+		return
+	}
+	hash := hashPassword(c.Password, cs.argon)
+	now := cs.us()
+	var accountID, orgID int64
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT COUNT(*) FROM accounts WHERE email = ?"), email).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return errorf(http.StatusConflict, "email_taken", "an account with this email exists")
+		}
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO accounts (email, created_us, password_hash) VALUES (?, ?, ?) RETURNING id"),
+			email, now, hash).Scan(&accountID); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO organisations (name, created_us) VALUES (?, ?) RETURNING id"),
+			email, now).Scan(&orgID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO memberships (organisation_id, account_id, role) VALUES (?, ?, ?)"),
+			orgID, accountID, string(roleOwner))
+		return err
+	})
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.appendAudit(r.Context(), &principal{email: email}, "account.create", "account:"+strconv.FormatInt(accountID, 10),
+		nil, map[string]any{"email": email, "organisation_id": orgID})
+	cs.startSession(w, r, accountID, email, orgID, roleOwner, http.StatusCreated)
+}
+
+func (cs *Console) login(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	ip := clientIP(r)
+	email := strings.ToLower(strings.TrimSpace(c.Email))
+	now := cs.now()
+	if wait := cs.throttle.locked(now, email, ip); wait > 0 {
+		cs.accessLog(r, email, false)
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "locked", "too many failed logins; try again later")
+		return
+	}
+	var (
+		accountID int64
+		hash      string
+		orgID     int64
+		rl        string
+	)
+	err := cs.db.QueryRowContext(r.Context(), cs.db.Rebind(`SELECT a.id, a.password_hash, m.organisation_id, m.role
+		FROM accounts a JOIN memberships m ON m.account_id = a.id WHERE a.email = ? ORDER BY m.organisation_id LIMIT 1`), email).
+		Scan(&accountID, &hash, &orgID, &rl)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		cs.fail(w, err)
+		return
+	}
+	if err != nil || hash == "" {
+		hash = cs.dummy // same work for unknown emails
+		accountID = 0
+	}
+	ok := checkPassword(c.Password, hash) && accountID != 0
+	cs.accessLog(r, email, ok)
+	if !ok {
+		cs.throttle.fail(now, email, ip)
+		writeError(w, http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
+		return
+	}
+	cs.throttle.succeed(email)
+	cs.startSession(w, r, accountID, email, orgID, role(rl), http.StatusOK)
+}
+
+// startSession issues a new session (a fresh id, so that no id chosen before login survives it), ending the
+// caller's previous one.
+func (cs *Console) startSession(w http.ResponseWriter, r *http.Request, accountID int64, email string, orgID int64, rl role, status int) {
+	if old, err := r.Cookie(SessionCookie); err == nil {
+		cs.db.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM sessions WHERE id_hash = ?"), sha256Sum(old.Value))
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	id := base64.RawURLEncoding.EncodeToString(raw)
+	csrf := randomHex(32)
+	now := cs.now()
+	exp := now.Add(SessionLifetime)
+	_, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO sessions (id_hash, account_id, csrf_token, created_us, expires_us) VALUES (?, ?, ?, ?, ?)"),
+		sha256Sum(id), accountID, csrf, now.UnixMicro(), exp.UnixMicro())
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	// Expired sessions are purged on every login.
+	cs.db.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM sessions WHERE expires_us < ?"), now.UnixMicro())
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: exp, HttpOnly: true,
+		Secure: cs.secure, SameSite: http.SameSiteLaxMode})
+	writeJSON(w, status, sessionView{Email: email, OrganisationID: orgID, Role: string(rl), CSRFToken: csrf, Expires: exp.UTC().Format(time.RFC3339)})
+}
+
+func (cs *Console) logout(w http.ResponseWriter, r *http.Request, p *principal) {
+	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM sessions WHERE id_hash = ?"), p.sessionID); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: cs.secure, SameSite: http.SameSiteLaxMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (cs *Console) session(w http.ResponseWriter, r *http.Request, p *principal) {
+	writeJSON(w, http.StatusOK, sessionView{Email: p.email, OrganisationID: p.orgID, Role: string(p.role), CSRFToken: p.csrf})
+}
+
+// sessionPrincipal looks up the session whose id is the cookie value.
+func (cs *Console) sessionPrincipal(ctx context.Context, id string) (*principal, error) {
+	p := &principal{sessionID: sha256Sum(id)}
+	var rl string
+	var exp int64
+	err := cs.db.QueryRowContext(ctx, cs.db.Rebind(`SELECT a.id, a.email, s.csrf_token, s.expires_us, m.organisation_id, m.role
+		FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN memberships m ON m.account_id = a.id
+		WHERE s.id_hash = ? ORDER BY m.organisation_id LIMIT 1`), p.sessionID).Scan(&p.accountID, &p.email, &p.csrf, &exp, &p.orgID, &rl)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && exp <= cs.us()) {
+		return nil, errUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.role = role(rl)
+	return p, nil
+}
+
+// accessLog records a login attempt: never the password.
+func (cs *Console) accessLog(r *http.Request, email string, ok bool) {
+	ua := r.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	if len(email) > 254 {
+		email = email[:254]
+	}
+	success := 0
+	if ok {
+		success = 1
+	}
+	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO access_log (time_us, email, success, ip, user_agent) VALUES (?, ?, ?, ?, ?)"),
+		cs.us(), email, success, clientIP(r), ua); err != nil {
+		cs.log.Error("access log insert failed", "err", err)
+	}
+}
+
+// throttle counts failed logins per email and per IP address in memory (per console process).
+type throttle struct {
+	mu sync.Mutex
+	m  map[string]*failures
+}
+
+type failures struct {
+	n           int
+	first       time.Time
+	lockedUntil time.Time
+}
+
+func newThrottle() *throttle { return &throttle{m: make(map[string]*failures)} }
+
+// locked returns how long email or ip remains locked, 0 if neither is.
+func (t *throttle) locked(now time.Time, email, ip string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var wait time.Duration
+	for _, k := range []string{"e:" + email, "i:" + ip} {
+		if f := t.m[k]; f != nil && now.Before(f.lockedUntil) {
+			wait = max(wait, f.lockedUntil.Sub(now))
+		}
+	}
+	return wait
+}
+
+func (t *throttle) fail(now time.Time, email, ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) > 100000 {
+		for k, f := range t.m {
+			if now.Sub(f.first) > LockoutPeriod && now.After(f.lockedUntil) {
+				delete(t.m, k)
+			}
+		}
+	}
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{"e:" + email, MaxEmailFailures}, {"i:" + ip, MaxIPFailures}} {
+		f := t.m[k.key]
+		if f == nil || now.Sub(f.first) > LockoutPeriod {
+			f = &failures{first: now}
+			t.m[k.key] = f
+		}
+		f.n++
+		if f.n >= k.limit {
+			f.lockedUntil = now.Add(LockoutPeriod)
+			f.n, f.first = 0, now
+		}
+	}
+}
+
+func (t *throttle) succeed(email string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, "e:"+email)
+}

@@ -1,0 +1,424 @@
+package console
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/token"
+)
+
+// project is a project row; the certificates stay encrypted until needed.
+type project struct {
+	ID        int64  `json:"id"`
+	AppID     string `json:"app_id"`
+	Name      string `json:"name"`
+	Enabled   bool   `json:"enabled"`
+	Version   int64  `json:"version"`
+	Rotating  bool   `json:"has_secondary_certificate"`
+	Created   string `json:"created"`
+	Updated   string `json:"updated"`
+	orgID     int64
+	primary   []byte
+	secondary []byte
+}
+
+type projectCreate struct {
+	Name string `json:"name"`
+}
+
+type projectPatch struct {
+	Name    *string `json:"name,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+}
+
+type tokenRequest struct {
+	Channel string `json:"channel"`
+	UID     string `json:"uid"`
+	Role    string `json:"role"`   // publisher or subscriber
+	Expire  int64  `json:"expire"` // seconds, 1..86400
+}
+
+const projectColumns = "id, organisation_id, app_id, name, enabled, version, created_us, updated_us, cert_primary, cert_secondary"
+
+type scanner interface{ Scan(...any) error }
+
+func scanProject(s scanner) (*project, error) {
+	var (
+		p                project
+		enabled          int
+		created, updated int64
+	)
+	if err := s.Scan(&p.ID, &p.orgID, &p.AppID, &p.Name, &enabled, &p.Version, &created, &updated, &p.primary, &p.secondary); err != nil {
+		return nil, err
+	}
+	p.Enabled = enabled != 0
+	p.Rotating = len(p.secondary) > 0
+	p.Created = time.UnixMicro(created).UTC().Format(time.RFC3339)
+	p.Updated = time.UnixMicro(updated).UTC().Format(time.RFC3339)
+	return &p, nil
+}
+
+func (p *project) etag() string { return `"` + strconv.FormatInt(p.Version, 10) + `"` }
+
+// audit is the project's state for the audit log: no certificates.
+func (p *project) audit() map[string]any {
+	return map[string]any{"app_id": p.AppID, "name": p.Name, "enabled": p.Enabled, "version": p.Version, "rotating": p.Rotating}
+}
+
+func validName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return "", errorf(http.StatusBadRequest, "invalid_name", "the name must be 1 to 100 bytes")
+	}
+	return name, nil
+}
+
+func (cs *Console) listProjects(w http.ResponseWriter, r *http.Request, p *principal) {
+	limit, after, err := page(r)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind("SELECT "+projectColumns+
+		" FROM projects WHERE organisation_id = ? AND id > ? ORDER BY id LIMIT ?"), p.orgID, after, limit+1)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	defer rows.Close()
+	items := []*project{}
+	for rows.Next() {
+		pr, err := scanProject(rows)
+		if err != nil {
+			cs.fail(w, err)
+			return
+		}
+		items = append(items, pr)
+	}
+	if err := rows.Err(); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	next := ""
+	if len(items) > limit {
+		items = items[:limit]
+		next = strconv.FormatInt(items[limit-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+// loadProject reads the caller's project {id}; another organisation's project is not found.
+func (cs *Console) loadProject(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, r *http.Request, p *principal, lock bool) (*project, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	query := "SELECT " + projectColumns + " FROM projects WHERE id = ? AND organisation_id = ?"
+	if lock {
+		query += cs.db.ForUpdate()
+	}
+	pr, err := scanProject(q.QueryRowContext(ctx, cs.db.Rebind(query), id, p.orgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	return pr, err
+}
+
+func (cs *Console) getProject(w http.ResponseWriter, r *http.Request, p *principal) {
+	pr, err := cs.loadProject(r.Context(), cs.db, r, p, false)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	w.Header().Set("ETag", pr.etag())
+	writeJSON(w, http.StatusOK, pr)
+}
+
+// certificates decrypts pr's live certificates, primary first.
+func (cs *Console) certificates(pr *project) ([]string, error) {
+	var out []string
+	for _, c := range [][]byte{pr.primary, pr.secondary} {
+		if len(c) == 0 {
+			continue
+		}
+		s, err := cs.seal.open(c, pr.AppID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// publish sends pr to the cluster.
+func (cs *Console) publish(ctx context.Context, pr *project) error {
+	if cs.cluster == nil {
+		return nil
+	}
+	certs, err := cs.certificates(pr)
+	if err != nil {
+		return err
+	}
+	if err := cs.cluster.PutProject(ctx, cluster.Project{AppID: pr.AppID, Certificates: certs, Enabled: pr.Enabled, Updated: cs.now().UTC()}); err != nil {
+		cs.log.Error("publishing project failed", "app_id", pr.AppID, "err", err)
+		return errorf(http.StatusServiceUnavailable, "cluster_unavailable", "the cluster did not accept the change; nothing was changed")
+	}
+	return nil
+}
+
+func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.role.canAdminister() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	var in projectCreate
+	if err := decode(r, &in); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	name, err := validName(in.Name)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	appID, cert := randomHex(16), randomHex(16)
+	now := cs.us()
+	var pr *project
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var id int64
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO projects (organisation_id, app_id, name, enabled, created_us, cert_primary, version, updated_us)
+			VALUES (?, ?, ?, 1, ?, ?, 1, ?) RETURNING id`), p.orgID, appID, name, now, cs.seal.seal(cert, appID), now).Scan(&id); err != nil {
+			return err
+		}
+		var err error
+		pr, err = scanProject(tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT "+projectColumns+" FROM projects WHERE id = ?"), id))
+		if err != nil {
+			return err
+		}
+		return cs.publish(r.Context(), pr)
+	})
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.appendAudit(r.Context(), p, "project.create", "project:"+pr.AppID, nil, pr.audit())
+	w.Header().Set("ETag", pr.etag())
+	writeJSON(w, http.StatusCreated, struct {
+		*project
+		Certificate string `json:"app_certificate"`
+	}{pr, cert})
+}
+
+// change runs fn on the caller's locked project {id} in a transaction, bumps its version, publishes it and
+// records the change as action. fn returns the new certificate when it creates one (returned to the caller).
+func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, action string,
+	fn func(tx *sql.Tx, pr *project) (string, error)) {
+	if !p.role.canAdminister() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	var before, after map[string]any
+	var pr *project
+	var cert string
+	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var err error
+		pr, err = cs.loadProject(r.Context(), tx, r, p, true)
+		if err != nil {
+			return err
+		}
+		if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != pr.etag() {
+			return errorf(http.StatusPreconditionFailed, "version_mismatch", "the project changed; reload it (ETag %s)", pr.etag())
+		}
+		before = pr.audit()
+		if cert, err = fn(tx, pr); err != nil {
+			return err
+		}
+		pr.Version++
+		enabled := 0
+		if pr.Enabled {
+			enabled = 1
+		}
+		now := cs.now()
+		pr.Updated = now.UTC().Format(time.RFC3339)
+		pr.Rotating = len(pr.secondary) > 0
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind(`UPDATE projects SET name = ?, enabled = ?, cert_primary = ?, cert_secondary = ?,
+			version = ?, updated_us = ? WHERE id = ?`), pr.Name, enabled, pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
+			return err
+		}
+		after = pr.audit()
+		return cs.publish(r.Context(), pr)
+	})
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.appendAudit(r.Context(), p, action, "project:"+pr.AppID, before, after)
+	w.Header().Set("ETag", pr.etag())
+	if cert != "" {
+		writeJSON(w, http.StatusCreated, struct {
+			*project
+			Certificate string `json:"app_certificate"`
+		}{pr, cert})
+		return
+	}
+	writeJSON(w, http.StatusOK, pr)
+}
+
+func (cs *Console) patchProject(w http.ResponseWriter, r *http.Request, p *principal) {
+	var in projectPatch
+	if err := decode(r, &in); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.change(w, r, p, "project.update", func(_ *sql.Tx, pr *project) (string, error) {
+		if in.Name != nil {
+			name, err := validName(*in.Name)
+			if err != nil {
+				return "", err
+			}
+			pr.Name = name
+		}
+		if in.Enabled != nil {
+			pr.Enabled = *in.Enabled
+		}
+		return "", nil
+	})
+}
+
+func (cs *Console) addCertificate(w http.ResponseWriter, r *http.Request, p *principal) {
+	cs.change(w, r, p, "project.certificate.add", func(_ *sql.Tx, pr *project) (string, error) {
+		if len(pr.secondary) > 0 {
+			return "", errorf(http.StatusConflict, "rotation_in_progress", "the project already has a secondary certificate; promote it first")
+		}
+		cert := randomHex(16)
+		pr.secondary = cs.seal.seal(cert, pr.AppID)
+		return cert, nil
+	})
+}
+
+func (cs *Console) promoteCertificate(w http.ResponseWriter, r *http.Request, p *principal) {
+	cs.change(w, r, p, "project.certificate.promote", func(_ *sql.Tx, pr *project) (string, error) {
+		if len(pr.secondary) == 0 {
+			return "", errorf(http.StatusConflict, "no_secondary", "the project has no secondary certificate")
+		}
+		pr.primary, pr.secondary = pr.secondary, nil
+		return "", nil
+	})
+}
+
+func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.role.canAdminister() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	var pr *project
+	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var err error
+		if pr, err = cs.loadProject(r.Context(), tx, r, p, true); err != nil {
+			return err
+		}
+		if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != pr.etag() {
+			return errorf(http.StatusPreconditionFailed, "version_mismatch", "the project changed; reload it (ETag %s)", pr.etag())
+		}
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM projects WHERE id = ?"), pr.ID); err != nil {
+			return err
+		}
+		if cs.cluster != nil {
+			if err := cs.cluster.DeleteProject(r.Context(), pr.AppID); err != nil {
+				cs.log.Error("deleting project from the cluster failed", "app_id", pr.AppID, "err", err)
+				return errorf(http.StatusServiceUnavailable, "cluster_unavailable", "the cluster did not accept the change; nothing was changed")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.appendAudit(r.Context(), p, "project.delete", "project:"+pr.AppID, pr.audit(), nil)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (cs *Console) getCertificate(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.role.canAdminister() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	pr, err := cs.loadProject(r.Context(), cs.db, r, p, false)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	certs, err := cs.certificates(pr)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	out := map[string]string{"app_id": pr.AppID, "primary": certs[0]}
+	if len(certs) > 1 {
+		out["secondary"] = certs[1]
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (cs *Console) projectToken(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.role.canUse() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	var in tokenRequest
+	if err := decode(r, &in); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	var rl token.Role
+	switch in.Role {
+	case "publisher", "":
+		rl = token.RolePublisher
+	case "subscriber":
+		rl = token.RoleSubscriber
+	default:
+		cs.fail(w, errorf(http.StatusBadRequest, "invalid_role", "role must be publisher or subscriber"))
+		return
+	}
+	if in.Expire == 0 {
+		in.Expire = 3600
+	}
+	if in.Expire < 1 || in.Expire > 86400 {
+		cs.fail(w, errorf(http.StatusBadRequest, "invalid_expire", "expire must be 1..86400 seconds"))
+		return
+	}
+	if in.Channel == "" || len(in.Channel) > 64 || len(in.UID) > 255 {
+		cs.fail(w, errorf(http.StatusBadRequest, "invalid_channel", "channel must be 1..64 bytes and uid at most 255"))
+		return
+	}
+	pr, err := cs.loadProject(r.Context(), cs.db, r, p, false)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	if !pr.Enabled {
+		cs.fail(w, errorf(http.StatusConflict, "project_disabled", "the project is disabled"))
+		return
+	}
+	certs, err := cs.certificates(pr)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	tok, err := token.BuildRTC(certs[0], token.RTCOptions{AppID: pr.AppID, Channel: in.Channel, UID: in.UID, Role: rl,
+		Expire: time.Duration(in.Expire) * time.Second, IssuedAt: cs.now()})
+	if err != nil {
+		cs.fail(w, errorf(http.StatusBadRequest, "invalid_token_request", "%v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "app_id": pr.AppID, "channel": in.Channel, "uid": in.UID, "expire": in.Expire})
+}
