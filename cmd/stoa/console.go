@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,20 +67,7 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return err
 			}
-			sdb, err := store.Open(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer sdb.Close()
-			auditKey, keyID, err := loadAuditKey(filepath.Join(dataDir, "audit.key"))
-			if err != nil {
-				return err
-			}
-			al, err := audit.New(audit.Config{DB: sdb, Key: auditKey, KeyID: keyID})
-			if err != nil {
-				return err
-			}
-			cfg := console.Config{DB: sdb, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"), Logger: log}
+			var clusterHandle console.Cluster
 			if nf.urls != "" || useCluster {
 				if nodeID == "" {
 					nodeID = "console-" + randomHex(4)
@@ -89,18 +77,18 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 					return err
 				}
 				defer c.Close()
-				cfg.Cluster = c
+				clusterHandle = c
 			}
 			ln, scheme, err := listen(addr, dataDir, tlsCert, tlsKey)
 			if err != nil {
 				return err
 			}
-			cfg.Secure = scheme == "https"
-			cs, err := console.New(cfg)
+			cs, closeDB, err := openConsole(ctx, db, dataDir, clusterHandle, scheme == "https", log)
 			if err != nil {
 				ln.Close()
 				return err
 			}
+			defer closeDB()
 			srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
@@ -146,4 +134,31 @@ func loadAuditKey(path string) (ed25519.PrivateKey, string, error) {
 	key := ed25519.NewKeyFromSeed(seed)
 	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
 	return key, "console-" + hex.EncodeToString(sum[:8]), nil
+}
+
+// openConsole opens the console's database (migrating it), its audit log signed with the key kept in
+// dataDir/audit.key, and the console whose certificates are encrypted with dataDir/console.key.
+func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, secure bool, log *slog.Logger) (*console.Console, func(), error) {
+	sdb, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*console.Console, func(), error) {
+		sdb.Close()
+		return nil, nil, err
+	}
+	auditKey, keyID, err := loadAuditKey(filepath.Join(dataDir, "audit.key"))
+	if err != nil {
+		return fail(err)
+	}
+	al, err := audit.New(audit.Config{DB: sdb, Key: auditKey, KeyID: keyID})
+	if err != nil {
+		return fail(err)
+	}
+	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
+		Secure: secure, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	return cs, func() { sdb.Close() }, nil
 }

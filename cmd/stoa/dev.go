@@ -160,6 +160,13 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	// The console keeps its SQLite database and keys in the data directory and publishes projects to the bus.
+	cons, closeConsole, err := openConsole(ctx, filepath.Join(o.dataDir, "console.db"), o.dataDir, bus, scheme == "https", o.log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeConsole()
 	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: bus, ID: "dev-dispatcher", Region: names[0],
 		Regions: names, Guard: devGuard(), Logger: o.log})
 	if err != nil {
@@ -170,9 +177,10 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())
+	mux.Handle("/api/", cons.Handler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token, region?}\nregions: %s\n",
-			url, strings.Join(names, ", "))
+		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token, region?}\nconsole API: %s/api/v1/ (OpenAPI: /api/v1/openapi.json)\nregions: %s\n",
+			url, url, strings.Join(names, ", "))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)}
@@ -264,6 +272,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  app id:    %s\n", proj.AppID)
 	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
 	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
+	fmt.Fprintf(env.stdout, "  console:   %s/api/v1/ (API: %s/api/v1/openapi.json; database %s)\n", url, url, filepath.Join(o.dataDir, "console.db"))
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {
 		fmt.Fprintf(env.stdout, "  edge:      %s (region %s) %s, media %s\n", e.id, e.region, e.url, e.media)
