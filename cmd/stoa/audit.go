@@ -36,12 +36,8 @@ was modified, deleted, inserted or reordered, and exits 1.`,
 			fs.StringVar(&db, "db", "", "SQLite database file, or postgres:// DSN")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			rest, err := env.parse(args)
-			if err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			}
-			if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			if db == "" {
 				return usagef("--db is required")

@@ -76,7 +76,7 @@ func clusterCommand() *command {
 					fs.BoolVar(&jsonOut, "json", false, "print JSON")
 				},
 				run: func(ctx context.Context, args []string, env *cmdEnv) error {
-					if _, err := env.parse(args); err != nil {
+					if err := env.parseNoArgs(args); err != nil {
 						return err
 					}
 					c, regions, err := cf.connect(ctx)

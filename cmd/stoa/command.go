@@ -57,6 +57,18 @@ func (env *cmdEnv) parse(args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses the leaf's flags for a command that takes no positional arguments.
+func (env *cmdEnv) parseNoArgs(args []string) error {
+	rest, err := env.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	return nil
+}
+
 func (c *command) execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := c.dispatch(ctx, []string{c.name}, args, stdout, stderr)
 	if err == nil || errors.Is(err, flag.ErrHelp) {

@@ -52,10 +52,8 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			if rest, err := env.parse(args); err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			} else if len(rest) > 0 {
-				return usagef("console: unexpected argument %q", rest[0])
 			}
 			if db == "" {
 				return usagef("console: --db is required")

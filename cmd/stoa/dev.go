@@ -51,12 +51,8 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			rest, err := env.parse(args)
-			if err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			}
-			if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			log, err := newLogger(env.stderr, logLevel)
 			if err != nil {

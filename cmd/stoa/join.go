@@ -100,12 +100,8 @@ nothing. Prints live stats each second, and with --json a summary at the end:
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON summary at the end")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			rest, err := env.parse(args)
-			if err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			}
-			if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			if cf.url == "" || channel == "" || uid == "" {
 				return usagef("--url, --channel and --uid are required")

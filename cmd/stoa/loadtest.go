@@ -42,12 +42,8 @@ Prints progress each second and a summary; --json prints
 			fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			rest, err := env.parse(args)
-			if err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			}
-			if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			cert, err := cf.appCert.require()
 			if err != nil {

@@ -63,7 +63,7 @@ func versionCommand() *command {
 		summary: "print the version of this binary",
 		usage:   "stoa version",
 		run: func(_ context.Context, args []string, env *cmdEnv) error {
-			if _, err := env.parse(args); err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
 			}
 			fmt.Fprintln(env.stdout, "stoa", version)

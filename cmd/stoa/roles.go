@@ -164,10 +164,8 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			fs.StringVar(&publicIPs, "public-ip", "", "addresses to advertise in ICE candidates (behind 1:1 NAT)")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			if rest, err := env.parse(args); err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			} else if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			c, ln, scheme, log, err := rf.start(ctx, env, "edge")
 			if err != nil {
@@ -216,10 +214,8 @@ Prints a line with "ready" once serving.`,
 			fs.StringVar(&fallback, "fallback-region", "", "region to use when this one has no healthy edge (default: none)")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
-			if rest, err := env.parse(args); err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			} else if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			var follow []string
 			if fallback != "" {

@@ -61,12 +61,8 @@ may only join. Lifetimes are seconds after the issue time.`,
 			fs.Uint64Var(&salt, "salt", 0, "salt (default: random in 1..99999999)")
 		},
 		run: func(_ context.Context, args []string, env *cmdEnv) error {
-			rest, err := env.parse(args)
-			if err != nil {
+			if err := env.parseNoArgs(args); err != nil {
 				return err
-			}
-			if len(rest) > 0 {
-				return usagef("unexpected argument %q", rest[0])
 			}
 			appCert, err := cert.require()
 			if err != nil {
