@@ -192,7 +192,21 @@ type joinTrack struct {
 	DecryptFailed  uint64 `json:"decrypt_failed"`
 }
 
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kind]bool, input string, duration time.Duration, jsonOut bool) error {
+	// Events, tracks and stats are reported from several goroutines.
+	env = &cmdEnv{fs: env.fs, stdout: env.stdout, stderr: &lockedWriter{w: env.stderr}}
 	t0 := time.Now()
 	c, err := sdk.Join(ctx, cfg)
 	if err != nil {
