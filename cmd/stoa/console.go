@@ -158,5 +158,23 @@ func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, sec
 	if err != nil {
 		return fail(err)
 	}
-	return cs, func() { sdb.Close() }, nil
+	// With a cluster, the console ingests the network's events into its media server logs; closing waits for the
+	// ingester before the database closes, so no event is half stored.
+	ictx, stopIngest := context.WithCancel(context.Background())
+	ingested := make(chan struct{})
+	if cc, ok := c.(*cluster.Cluster); ok && cc != nil {
+		go func() {
+			defer close(ingested)
+			if err := cs.RunIngest(ictx, cc); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("event ingestion stopped", "err", err)
+			}
+		}()
+	} else {
+		close(ingested)
+	}
+	return cs, func() {
+		stopIngest()
+		<-ingested
+		sdb.Close()
+	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -322,6 +323,17 @@ func TestDevConsoleProjectToCall(t *testing.T) {
 			t.Fatalf("loadtest with the console's project: %d %s %s", code, out, errOut)
 		}
 		time.Sleep(200 * time.Millisecond) // the project is on its way to the edge
+	}
+	// The edges' join events reach the console's media server logs through the cluster's event stream.
+	id := int64(proj["id"].(float64))
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		logs := call("GET", fmt.Sprintf("/api/v1/projects/%d/logs?type=join", id), "", nil)
+		if items, _ := logs["items"].([]any); len(items) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no join event in the console's logs: %v", logs)
+		}
 	}
 	code, out, errOut := stoa(t, "audit", "verify", "--db", filepath.Join(dir, "console.db"))
 	if code != 0 || !strings.HasPrefix(out, "ok, ") {

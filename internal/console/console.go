@@ -167,6 +167,8 @@ func (cs *Console) routes() []route {
 		{"DELETE", "/api/v1/projects/{id}", "Delete a project", authAny, nil, cs.deleteProject},
 		{"POST", "/api/v1/projects/{id}/certificates", "Add a secondary App Certificate (returned only here)", authAny, nil, cs.addCertificate},
 		{"POST", "/api/v1/projects/{id}/certificates/promote", "Make the secondary certificate primary, retiring the old primary", authAny, nil, cs.promoteCertificate},
+		{"GET", "/api/v1/projects/{id}/logs", "Search the project's media server logs, newest first (?channel=&uid=&type=&from=&to=&limit=&after=)", authAny, nil, cs.listLogs},
+		{"GET", "/api/v1/projects/{id}/logs.csv", "Export the project's media server logs as CSV (same filters as /logs)", authAny, nil, cs.listLogsCSV},
 		{"GET", "/api/v1/projects/{id}/certificate", "Reveal the project's certificates (owner or admin)", authAny, nil, cs.getCertificate},
 		{"POST", "/api/v1/projects/{id}/token", "Build a temporary RTC token", authAny, tokenRequest{Channel: "room", UID: "42", Role: "publisher", Expire: 3600}, cs.projectToken},
 		{"GET", "/api/v1/apikeys", "List the organisation's API keys (?limit=&after=)", authSession, nil, cs.listAPIKeys},
