@@ -58,37 +58,20 @@ func (cs *Console) listAPIKeys(w http.ResponseWriter, r *http.Request, p *princi
 		cs.fail(w, err)
 		return
 	}
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(`SELECT id, key_id, name, created_us, revoked_us FROM api_keys
-		WHERE organisation_id = ? AND id > ? ORDER BY id LIMIT ?`), p.orgID, after, limit+1)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	items := []apiKeyView{}
-	for rows.Next() {
-		var k apiKeyView
-		var created, revoked int64
-		if err := rows.Scan(&k.ID, &k.KeyID, &k.Name, &created, &revoked); err != nil {
-			cs.fail(w, err)
-			return
-		}
-		k.Created = time.UnixMicro(created).UTC().Format(time.RFC3339)
-		if revoked != 0 {
-			k.Revoked = time.UnixMicro(revoked).UTC().Format(time.RFC3339)
-		}
-		items = append(items, k)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	next := ""
-	if len(items) > limit {
-		items = items[:limit]
-		next = strconv.FormatInt(items[limit-1].ID, 10)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+	items, next, err := queryPage(r.Context(), cs.db, limit, `SELECT id, key_id, name, created_us, revoked_us FROM api_keys
+		WHERE organisation_id = ? AND id > ? ORDER BY id LIMIT ?`, []any{p.orgID, after, limit + 1},
+		func(rows *sql.Rows) (apiKeyView, error) {
+			var k apiKeyView
+			var created, revoked int64
+			err := rows.Scan(&k.ID, &k.KeyID, &k.Name, &created, &revoked)
+			k.Created = time.UnixMicro(created).UTC().Format(time.RFC3339)
+			if revoked != 0 {
+				k.Revoked = time.UnixMicro(revoked).UTC().Format(time.RFC3339)
+			}
+			return k, err
+		},
+		func(k apiKeyView) string { return strconv.FormatInt(k.ID, 10) })
+	cs.writePage(w, items, next, err)
 }
 
 func (cs *Console) createAPIKey(w http.ResponseWriter, r *http.Request, p *principal) {

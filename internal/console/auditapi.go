@@ -11,6 +11,7 @@ package console
 // (successful or not) made with the email of a current member.
 
 import (
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -76,37 +77,18 @@ func (cs *Console) listAudit(w http.ResponseWriter, r *http.Request, p *principa
 	}
 	q += " ORDER BY seq DESC, id DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(q), args...)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	out := []auditItem{}
-	for rows.Next() {
+	items, next, err := queryPage(r.Context(), cs.db, limit, q, args, func(rows *sql.Rows) (auditItem, error) {
 		var it auditItem
 		var us int64
 		var before, afterJSON string
 		var hash, prev []byte
-		if err := rows.Scan(&it.Seq, &us, &it.Actor, &it.Action, &it.Target, &before, &afterJSON, &hash, &prev); err != nil {
-			cs.fail(w, err)
-			return
-		}
+		err := rows.Scan(&it.Seq, &us, &it.Actor, &it.Action, &it.Target, &before, &afterJSON, &hash, &prev)
 		it.Time = time.UnixMicro(us).UTC()
 		it.Before, it.After = rawJSON(before), rawJSON(afterJSON)
 		it.Hash, it.PrevHash = hex.EncodeToString(hash), hex.EncodeToString(prev)
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = strconv.FormatInt(out[limit-1].Seq, 10)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out, "next": next})
+		return it, err
+	}, func(it auditItem) string { return strconv.FormatInt(it.Seq, 10) })
+	cs.writePage(w, items, next, err)
 }
 
 // rawJSON returns s as JSON, or null when it is not valid JSON.
@@ -137,35 +119,16 @@ func (cs *Console) listAccessLog(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(q), args...)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	out := []accessItem{}
-	for rows.Next() {
+	items, next, err := queryPage(r.Context(), cs.db, limit, q, args, func(rows *sql.Rows) (accessItem, error) {
 		var it accessItem
 		var us, success int64
-		if err := rows.Scan(&it.ID, &us, &it.Email, &success, &it.IP, &it.UserAgent); err != nil {
-			cs.fail(w, err)
-			return
-		}
+		err := rows.Scan(&it.ID, &us, &it.Email, &success, &it.IP, &it.UserAgent)
 		it.Time = time.UnixMicro(us).UTC()
 		it.Result = "failure"
 		if success != 0 {
 			it.Result = "success"
 		}
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = strconv.FormatInt(out[limit-1].ID, 10)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out, "next": next})
+		return it, err
+	}, func(it accessItem) string { return strconv.FormatInt(it.ID, 10) })
+	cs.writePage(w, items, next, err)
 }

@@ -8,6 +8,7 @@ package console
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -327,6 +328,42 @@ func decode(r *http.Request, v any) error {
 		return errorf(http.StatusBadRequest, "bad_request", "invalid JSON body: trailing data")
 	}
 	return nil
+}
+
+// queryPage runs a list query that asks for limit+1 rows, scans each with scan, and returns at most limit items
+// with the cursor of the next page, or "" on the last one: the extra row tells whether there is a next page.
+func queryPage[T any](ctx context.Context, db *store.DB, limit int, q string, args []any,
+	scan func(*sql.Rows) (T, error), cursor func(T) string) ([]T, string, error) {
+	rows, err := db.QueryContext(ctx, db.Rebind(q), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	items := []T{}
+	for rows.Next() {
+		it, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(items) <= limit {
+		return items, "", nil
+	}
+	items = items[:limit]
+	return items, cursor(items[limit-1]), nil
+}
+
+// writePage answers a list request with {"items", "next"}.
+func (cs *Console) writePage(w http.ResponseWriter, items any, next string, err error) {
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
 }
 
 // page reads ?limit= (1..100, default 50) and ?after= (an id, default 0).

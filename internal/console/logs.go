@@ -6,6 +6,7 @@ package console
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -330,34 +331,18 @@ func (cs *Console) searchLogs(ctx context.Context, appID string, q logQuery) ([]
 		add("(time_us < ? OR (time_us = ? AND id < ?))", q.afterTime, q.afterTime, q.afterID)
 	}
 	args = append(args, q.limit+1)
-	rows, err := cs.db.QueryContext(ctx, cs.db.Rebind(`SELECT id, time_us, event_type, app_id, channel, uid, edge, region,
+	return queryPage(ctx, cs.db, q.limit, `SELECT id, time_us, event_type, app_id, channel, uid, edge, region,
 		ip, user_agent, os, reason, session, track_id, kind FROM media_events WHERE `+strings.Join(where, " AND ")+
-		" ORDER BY time_us DESC, id DESC LIMIT ?"), args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	items := []logEntry{}
-	for rows.Next() {
+		" ORDER BY time_us DESC, id DESC LIMIT ?", args, func(rows *sql.Rows) (logEntry, error) {
 		var e logEntry
 		var us int64
-		if err := rows.Scan(&e.ID, &us, &e.Type, &e.AppID, &e.Channel, &e.UID, &e.Edge, &e.Region, &e.IP, &e.UserAgent,
-			&e.OS, &e.Reason, &e.Session, &e.TrackID, &e.Kind); err != nil {
-			return nil, "", err
-		}
+		err := rows.Scan(&e.ID, &us, &e.Type, &e.AppID, &e.Channel, &e.UID, &e.Edge, &e.Region, &e.IP, &e.UserAgent,
+			&e.OS, &e.Reason, &e.Session, &e.TrackID, &e.Kind)
 		e.Time = time.UnixMicro(us).UTC()
-		items = append(items, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(items) > q.limit {
-		items = items[:q.limit]
-		last := items[q.limit-1]
-		next = strconv.FormatInt(last.Time.UnixMicro(), 10) + "_" + strconv.FormatInt(last.ID, 10)
-	}
-	return items, next, nil
+		return e, err
+	}, func(e logEntry) string {
+		return strconv.FormatInt(e.Time.UnixMicro(), 10) + "_" + strconv.FormatInt(e.ID, 10)
+	})
 }
 
 // projectLogs loads the caller's project {id} and searches its events.
@@ -376,11 +361,7 @@ func (cs *Console) projectLogs(r *http.Request, p *principal, defLimit, maxLimit
 // listLogs serves GET /api/v1/projects/{id}/logs.
 func (cs *Console) listLogs(w http.ResponseWriter, r *http.Request, p *principal) {
 	items, next, err := cs.projectLogs(r, p, defaultLogLimit, maxLogLimit)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+	cs.writePage(w, items, next, err)
 }
 
 // logCSVHeader names the CSV columns.

@@ -85,32 +85,11 @@ func (cs *Console) listProjects(w http.ResponseWriter, r *http.Request, p *princ
 		cs.fail(w, err)
 		return
 	}
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind("SELECT "+projectColumns+
-		" FROM projects WHERE organisation_id = ? AND id > ? ORDER BY id LIMIT ?"), p.orgID, after, limit+1)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	items := []*project{}
-	for rows.Next() {
-		pr, err := scanProject(rows)
-		if err != nil {
-			cs.fail(w, err)
-			return
-		}
-		items = append(items, pr)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	next := ""
-	if len(items) > limit {
-		items = items[:limit]
-		next = strconv.FormatInt(items[limit-1].ID, 10)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+	items, next, err := queryPage(r.Context(), cs.db, limit,
+		"SELECT "+projectColumns+" FROM projects WHERE organisation_id = ? AND id > ? ORDER BY id LIMIT ?",
+		[]any{p.orgID, after, limit + 1}, func(rows *sql.Rows) (*project, error) { return scanProject(rows) },
+		func(pr *project) string { return strconv.FormatInt(pr.ID, 10) })
+	cs.writePage(w, items, next, err)
 }
 
 // loadProject reads the caller's project {id}; another organisation's project is not found.
