@@ -75,16 +75,7 @@ func (cs *Console) listAPIKeys(w http.ResponseWriter, r *http.Request, p *princi
 }
 
 func (cs *Console) createAPIKey(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
-	var in apiKeyCreate
-	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	name, err := validName(in.Name)
+	name, err := createRequest(r, p)
 	if err != nil {
 		cs.fail(w, err)
 		return

@@ -153,17 +153,21 @@ func (cs *Console) publish(ctx context.Context, pr *project) error {
 	return nil
 }
 
-func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *principal) {
+// createRequest checks that the caller administers its organisation and reads the {"name"} body shared by the
+// create requests (projectCreate, apiKeyCreate).
+func createRequest(r *http.Request, p *principal) (string, error) {
 	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
+		return "", errForbidden
 	}
 	var in projectCreate
 	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
+		return "", err
 	}
-	name, err := validName(in.Name)
+	return validName(in.Name)
+}
+
+func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *principal) {
+	name, err := createRequest(r, p)
 	if err != nil {
 		cs.fail(w, err)
 		return
