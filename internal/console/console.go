@@ -156,7 +156,7 @@ func (cs *Console) Routes() []string {
 }
 
 func (cs *Console) routes() []route {
-	return []route{
+	rts := []route{
 		{"POST", "/api/v1/signup", "Create an account and its organisation, and log in", authNone, credentials{Email: "ada@example.com", Password: "correct horse battery"}, cs.signup},
 		{"POST", "/api/v1/login", "Log in; returns the CSRF token and sets the session cookie", authNone, credentials{Email: "ada@example.com", Password: "correct horse battery"}, cs.login},
 		{"POST", "/api/v1/logout", "End the session", authSession, nil, cs.logout},
@@ -180,6 +180,8 @@ func (cs *Console) routes() []route {
 		{"DELETE", "/api/v1/apikeys/{id}", "Revoke an API key", authSession, nil, cs.revokeAPIKey},
 		{"GET", "/api/v1/openapi.json", "This API's OpenAPI 3 document", authNone, nil, cs.openAPI},
 	}
+	rts = append(rts, cs.teamRoutes()...)
+	return append(rts, cs.retentionRoutes()...)
 }
 
 // role is a member's role in an organisation.
