@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/audit"
@@ -28,17 +29,19 @@ func consoleCommand() *command {
 		addr, db, dataDir, logLevel     string
 		tlsCert, tlsKey, region, nodeID string
 		useCluster                      bool
+		retain                          retentionFlags
 	)
 	return &command{
 		name:    "console",
 		summary: "run the console API (accounts, projects, API keys)",
-		usage: `stoa console --db PATH_OR_DSN [--listen ADDR] [--data DIR] [--nats URL]
+		usage: `stoa console --db PATH_OR_DSN [--listen ADDR] [--data DIR] [--nats URL] [--retain-media-logs 365d] ...
 
 Serves the console API under /api/v1 (described by /api/v1/openapi.json) on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
 audit.key (signs audit checkpoints) and the self-signed TLS certificate. Project changes are published to the
 cluster at --nats; without --nats (and without --cluster) they stay in the database. Prints a line with
-"ready" and the URL once serving.`,
+"ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
+deleted; no period may exceed 730 days (two years).`,
 		flags: func(fs *flag.FlagSet) {
 			nf.register(fs)
 			fs.StringVar(&addr, "listen", "127.0.0.1:0", "HTTP address; TLS is required off loopback")
@@ -50,6 +53,7 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 			fs.StringVar(&region, "region", "local", "region of the console's cluster connection")
 			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
+			retain.register(fs)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -57,6 +61,10 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 			}
 			if db == "" {
 				return usagef("console: --db is required")
+			}
+			retention, err := retain.value()
+			if err != nil {
+				return err
 			}
 			log, err := newLogger(env.stderr, logLevel)
 			if err != nil {
@@ -81,7 +89,7 @@ cluster at --nats; without --nats (and without --cluster) they stay in the datab
 			if err != nil {
 				return err
 			}
-			cs, closeDB, err := openConsole(ctx, db, dataDir, clusterHandle, scheme == "https", log)
+			cs, closeDB, err := openConsole(ctx, db, dataDir, clusterHandle, scheme == "https", retention, log)
 			if err != nil {
 				ln.Close()
 				return err
@@ -134,9 +142,71 @@ func loadAuditKey(path string) (ed25519.PrivateKey, string, error) {
 	return key, "console-" + hex.EncodeToString(sum[:8]), nil
 }
 
+// retentionFlags are the --retain-* flags of stoa console and stoa dev, one per category of store.Retention.
+type retentionFlags struct {
+	r store.Retention
+}
+
+// retentionFlagNames maps the categories of store.Retention to their flags.
+var retentionFlagNames = map[string]string{
+	"media_logs": "retain-media-logs",
+	"analytics":  "retain-analytics",
+	"access_log": "retain-access-log",
+	"audit_log":  "retain-audit-log",
+}
+
+// register declares the flags on fs, with store.DefaultRetention as their defaults.
+func (f *retentionFlags) register(fs *flag.FlagSet) {
+	f.r = store.DefaultRetention()
+	for _, v := range []struct {
+		name, help string
+		d          *time.Duration
+	}{
+		{"retain-media-logs", "keep media server logs this long (days such as 90d, or a duration such as 720h)", &f.r.MediaLogs},
+		{"retain-analytics", "keep analytics this long", &f.r.Analytics},
+		{"retain-access-log", "keep the console access log (logins) this long", &f.r.AccessLog},
+		{"retain-audit-log", "keep audit log entries this long", &f.r.AuditLog},
+	} {
+		fs.Var((*periodFlag)(v.d), v.name, v.help+"; at most 730d")
+	}
+}
+
+// value returns the retention the flags set, or a usage error naming every flag out of range.
+func (f *retentionFlags) value() (store.Retention, error) {
+	var problems []string
+	for _, c := range f.r.Categories() {
+		switch name := retentionFlagNames[c.Name]; {
+		case c.Period <= 0:
+			problems = append(problems, fmt.Sprintf("--%s %s: must be positive", name, store.FormatPeriod(c.Period)))
+		case c.Period > store.MaxRetention:
+			problems = append(problems, fmt.Sprintf("--%s %s: more than the maximum of 730 days (two years)", name, store.FormatPeriod(c.Period)))
+		}
+	}
+	if len(problems) > 0 {
+		return store.Retention{}, usagef("%s", strings.Join(problems, "; "))
+	}
+	return f.r, f.r.Validate()
+}
+
+// periodFlag is a retention period flag: days such as 90d, or a Go duration.
+type periodFlag time.Duration
+
+func (p *periodFlag) String() string { return store.FormatPeriod(time.Duration(*p)) }
+
+func (p *periodFlag) Set(s string) error {
+	d, err := store.ParsePeriod(s)
+	if err != nil {
+		return errors.New("want days such as 90d, or a duration such as 720h")
+	}
+	*p = periodFlag(d)
+	return nil
+}
+
 // openConsole opens the console's database (migrating it), its audit log signed with the key kept in
-// dataDir/audit.key, and the console whose certificates are encrypted with dataDir/console.key.
-func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, secure bool, log *slog.Logger) (*console.Console, func(), error) {
+// dataDir/audit.key, and the console whose certificates are encrypted with dataDir/console.key, which purges
+// data older than retain at once and then daily. Its close function stops the ingester and the purge before
+// closing the database.
+func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, secure bool, retain store.Retention, log *slog.Logger) (*console.Console, func(), error) {
 	sdb, err := store.Open(ctx, db)
 	if err != nil {
 		return nil, nil, err
@@ -154,12 +224,12 @@ func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, sec
 		return fail(err)
 	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
-		Secure: secure, Logger: log})
+		Secure: secure, Logger: log, Retention: retain})
 	if err != nil {
 		return fail(err)
 	}
 	// With a cluster, the console ingests the network's events into its media server logs; closing waits for the
-	// ingester before the database closes, so no event is half stored.
+	// ingester and the purge before the database closes, so no event is half stored.
 	ictx, stopIngest := context.WithCancel(context.Background())
 	ingested := make(chan struct{})
 	if cc, ok := c.(*cluster.Cluster); ok && cc != nil {
@@ -172,9 +242,15 @@ func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, sec
 	} else {
 		close(ingested)
 	}
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		cs.RunPurge(ictx, console.PurgeEvery)
+	}()
 	return cs, func() {
 		stopIngest()
 		<-ingested
+		<-purged
 		sdb.Close()
 	}, nil
 }

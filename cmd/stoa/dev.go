@@ -20,14 +20,17 @@ import (
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/console"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
+	"github.com/stoa-rtc/stoa/internal/store"
 )
 
 func devCommand() *command {
 	var (
 		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
+		retain                                                         retentionFlags
 	)
 	return &command{
 		name:    "dev",
@@ -49,9 +52,14 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
 			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+			retain.register(fs)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
+				return err
+			}
+			retention, err := retain.value()
+			if err != nil {
 				return err
 			}
 			log, err := newLogger(env.stderr, logLevel)
@@ -66,7 +74,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 				return err
 			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
-				natsListen: natsListen, regions: layout, log: log})
+				natsListen: natsListen, regions: layout, retain: retention, log: log})
 		},
 	}
 }
@@ -74,6 +82,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 type devOptions struct {
 	listen, appID, appCert, dataDir, natsListen string
 	regions                                     []devRegion
+	retain                                      store.Retention
 	log                                         *slog.Logger
 }
 
@@ -157,7 +166,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	// The console keeps its SQLite database and keys in the data directory and publishes projects to the bus.
-	cons, closeConsole, err := openConsole(ctx, filepath.Join(o.dataDir, "console.db"), o.dataDir, bus, scheme == "https", o.log)
+	cons, closeConsole, err := openConsole(ctx, filepath.Join(o.dataDir, "console.db"), o.dataDir, bus, scheme == "https", o.retain, o.log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -173,11 +182,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())
-	mux.Handle("/api/", cons.Handler())
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "Stoa dev network\n\nPOST %s/v1/dispatch  {app_id, channel, uid, token, region?}\nconsole API: %s/api/v1/ (OpenAPI: /api/v1/openapi.json)\nregions: %s\n",
-			url, url, strings.Join(names, ", "))
-	})
+	mux.Handle("/", cons.Handler()) // the console's API and web UI
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)}
 
@@ -268,7 +273,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  app id:    %s\n", proj.AppID)
 	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
 	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
-	fmt.Fprintf(env.stdout, "  console:   %s/api/v1/ (API: %s/api/v1/openapi.json; database %s)\n", url, url, filepath.Join(o.dataDir, "console.db"))
+	fmt.Fprintf(env.stdout, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {
 		fmt.Fprintf(env.stdout, "  edge:      %s (region %s) %s, media %s\n", e.id, e.region, e.url, e.media)

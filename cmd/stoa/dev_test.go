@@ -312,18 +312,7 @@ func TestDevConsoleProjectToCall(t *testing.T) {
 		t.Fatalf("project: %v", proj)
 	}
 	// A call with the new project: the loadtest joins publishers and subscribers and checks every frame.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, out, errOut := stoa(t, "loadtest", "--url", d.url, "--app-id", appID, "--app-cert", cert, "--publishers", "1",
-			"--subscribers", "1", "--duration", "1s", "--json")
-		if code == 0 && strings.Contains(out, `"decrypt_failures": 0`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("loadtest with the console's project: %d %s %s", code, out, errOut)
-		}
-		time.Sleep(200 * time.Millisecond) // the project is on its way to the edge
-	}
+	runCall(t, d.url, appID, cert)
 	// The edges' join events reach the console's media server logs through the cluster's event stream.
 	id := int64(proj["id"].(float64))
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {

@@ -17,9 +17,10 @@ import (
 type credentials struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	TOTP     string `json:"totp,omitempty"` // the current code, for accounts with TOTP (totp.go)
 }
 
-// String keeps the password out of logs and error messages should credentials be printed by mistake.
+// String keeps the password and code out of logs and error messages should credentials be printed by mistake.
 func (c credentials) String() string { return "credentials{" + c.Email + "}" }
 
 type sessionView struct {
@@ -93,42 +94,94 @@ func (cs *Console) login(w http.ResponseWriter, r *http.Request, _ *principal) {
 		cs.fail(w, err)
 		return
 	}
-	ip := clientIP(r)
 	email := strings.ToLower(strings.TrimSpace(c.Email))
+	accountID, err := cs.authenticate(r, email, c.Password, c.TOTP)
+	cs.accessLog(r, email, err == nil)
+	if err != nil {
+		cs.failAuth(w, err)
+		return
+	}
+	// The session acts on the account's first organisation; POST /session/organisation switches.
+	var (
+		orgID int64
+		rl    string
+	)
+	err = cs.db.QueryRowContext(r.Context(), cs.db.Rebind("SELECT organisation_id, role FROM memberships WHERE account_id = ? ORDER BY organisation_id LIMIT 1"),
+		accountID).Scan(&orgID, &rl)
+	if errors.Is(err, sql.ErrNoRows) {
+		writeError(w, http.StatusForbidden, "no_organisation", "this account is in no organisation; accept an invitation to join one")
+		return
+	}
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	cs.startSession(w, r, accountID, email, orgID, role(rl), http.StatusOK)
+}
+
+// lockedError is returned by authenticate while the email or the client's address is locked out.
+type lockedError struct{ wait time.Duration }
+
+func (e *lockedError) Error() string { return "locked for " + e.wait.String() }
+
+var (
+	errInvalidCredentials = errorf(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
+	errTOTPRequired       = errorf(http.StatusUnauthorized, "totp_required", "this account needs a TOTP code")
+	errInvalidTOTP        = errorf(http.StatusUnauthorized, "invalid_totp", "wrong, expired or already used TOTP code")
+)
+
+// authenticate checks email's password and, if the account has TOTP, code; it returns the account id. Wrong
+// passwords and wrong codes count as failures in the login throttle; a missing code does not. Unknown emails
+// cost a password hash too, so that timing does not tell them apart.
+func (cs *Console) authenticate(r *http.Request, email, password, code string) (int64, error) {
+	ip := clientIP(r)
 	now := cs.now()
 	if wait := cs.throttle.locked(now, email, ip); wait > 0 {
-		cs.accessLog(r, email, false)
-		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeError(w, http.StatusTooManyRequests, "locked", "too many failed logins; try again later")
-		return
+		return 0, &lockedError{wait}
 	}
 	var (
 		accountID int64
 		hash      string
-		orgID     int64
-		rl        string
+		t         totpState
 	)
-	err := cs.db.QueryRowContext(r.Context(), cs.db.Rebind(`SELECT a.id, a.password_hash, m.organisation_id, m.role
-		FROM accounts a JOIN memberships m ON m.account_id = a.id WHERE a.email = ? ORDER BY m.organisation_id LIMIT 1`), email).
-		Scan(&accountID, &hash, &orgID, &rl)
+	err := cs.db.QueryRowContext(r.Context(), cs.db.Rebind("SELECT id, password_hash, totp_enabled, totp_secret, totp_last_step FROM accounts WHERE email = ?"), email).
+		Scan(&accountID, &hash, &t.enabled, &t.sealed, &t.lastStep)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		cs.fail(w, err)
-		return
+		return 0, err
 	}
 	if err != nil || hash == "" {
 		hash = cs.dummy // same work for unknown emails
 		accountID = 0
 	}
-	ok := checkPassword(c.Password, hash) && accountID != 0
-	cs.accessLog(r, email, ok)
-	if !ok {
+	if !checkPassword(password, hash) || accountID == 0 {
 		cs.throttle.fail(now, email, ip)
-		writeError(w, http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
-		return
+		return 0, errInvalidCredentials
+	}
+	if t.enabled != 0 {
+		if code == "" {
+			return 0, errTOTPRequired
+		}
+		if err := cs.useTOTP(r.Context(), accountID, t, code); err != nil {
+			if errors.Is(err, errInvalidTOTP) {
+				cs.throttle.fail(now, email, ip)
+			}
+			return 0, err
+		}
 	}
 	cs.throttle.succeed(email)
-	cs.startSession(w, r, accountID, email, orgID, role(rl), http.StatusOK)
+	return accountID, nil
+}
+
+// failAuth writes an error of authenticate: 429 with Retry-After while locked.
+func (cs *Console) failAuth(w http.ResponseWriter, err error) {
+	var le *lockedError
+	if errors.As(err, &le) {
+		secs := int((le.wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "locked", "too many failed logins; try again later")
+		return
+	}
+	cs.fail(w, err)
 }
 
 // startSession issues a new session (a fresh id, so that no id chosen before login survives it), ending the
@@ -143,8 +196,8 @@ func (cs *Console) startSession(w http.ResponseWriter, r *http.Request, accountI
 	csrf := randomHex(32)
 	now := cs.now()
 	exp := now.Add(SessionLifetime)
-	_, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO sessions (id_hash, account_id, csrf_token, created_us, expires_us) VALUES (?, ?, ?, ?, ?)"),
-		sha256Sum(id), accountID, csrf, now.UnixMicro(), exp.UnixMicro())
+	_, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO sessions (id_hash, account_id, organisation_id, csrf_token, created_us, expires_us) VALUES (?, ?, ?, ?, ?, ?)"),
+		sha256Sum(id), accountID, orgID, csrf, now.UnixMicro(), exp.UnixMicro())
 	if err != nil {
 		cs.fail(w, err)
 		return
@@ -170,14 +223,17 @@ func (cs *Console) session(w http.ResponseWriter, r *http.Request, p *principal)
 	writeJSON(w, http.StatusOK, sessionView{Email: p.email, OrganisationID: p.orgID, Role: string(p.role), CSRFToken: p.csrf})
 }
 
-// sessionPrincipal looks up the session whose id is the cookie value.
+// sessionPrincipal looks up the session whose id is the cookie value. The session acts on its organisation
+// with the account's current role there; a session whose account has left that organisation is no longer valid
+// (rather than silently acting on another organisation).
 func (cs *Console) sessionPrincipal(ctx context.Context, id string) (*principal, error) {
 	p := &principal{sessionID: sha256Sum(id)}
 	var rl string
 	var exp int64
 	err := cs.db.QueryRowContext(ctx, cs.db.Rebind(`SELECT a.id, a.email, s.csrf_token, s.expires_us, m.organisation_id, m.role
-		FROM sessions s JOIN accounts a ON a.id = s.account_id JOIN memberships m ON m.account_id = a.id
-		WHERE s.id_hash = ? ORDER BY m.organisation_id LIMIT 1`), p.sessionID).Scan(&p.accountID, &p.email, &p.csrf, &exp, &p.orgID, &rl)
+		FROM sessions s JOIN accounts a ON a.id = s.account_id
+		JOIN memberships m ON m.account_id = a.id AND m.organisation_id = s.organisation_id
+		WHERE s.id_hash = ?`), p.sessionID).Scan(&p.accountID, &p.email, &p.csrf, &exp, &p.orgID, &rl)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && exp <= cs.us()) {
 		return nil, errUnauthenticated
 	}

@@ -51,6 +51,16 @@ type Config struct {
 	Clock func() time.Time
 	// Argon2 overrides the password hashing cost for new hashes; nil means DefaultArgon2.
 	Argon2 *Argon2Params
+	// Mailer sends invitations and password reset links: NewSMTPMailer in production, NewLogMailer for
+	// "stoa dev". nil drops every message with a warning naming the recipient (never the link).
+	Mailer Mailer
+	// PublicURL is the console's external base URL (scheme and host, e.g. "https://console.example.com"), used
+	// for the links in mails. It is never derived from a request's Host header (link poisoning); empty makes
+	// the links relative ("/console/invite?token=...").
+	PublicURL string
+	// Retention says how long each category of data is kept before [Console.Purge] deletes it; the zero value
+	// means store.DefaultRetention. New refuses a retention that does not validate.
+	Retention store.Retention
 }
 
 // Session and login policy.
@@ -84,6 +94,9 @@ type Console struct {
 	throttle *throttle
 	cop      *http.CrossOriginProtection
 	mux      *http.ServeMux
+	team     team            // mailer, public URL and request limits of team.go
+	retain   store.Retention // see purge.go
+	ui       *ui             // the web UI's templates, see web.go
 }
 
 // New returns a Console for c, creating the key file if needed.
@@ -94,6 +107,12 @@ func New(c Config) (*Console, error) {
 	if c.Audit == nil {
 		return nil, errors.New("console: no audit log")
 	}
+	if c.Retention == (store.Retention{}) {
+		c.Retention = store.DefaultRetention()
+	}
+	if err := c.Retention.Validate(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	key, err := loadOrCreateKey(c.KeyFile)
 	if err != nil {
 		return nil, err
@@ -103,7 +122,7 @@ func New(c Config) (*Console, error) {
 		return nil, err
 	}
 	cs := &Console{db: c.DB, cluster: c.Cluster, audit: c.Audit, seal: s, secure: c.Secure, log: c.Logger,
-		now: c.Clock, argon: DefaultArgon2, cop: http.NewCrossOriginProtection()}
+		now: c.Clock, argon: DefaultArgon2, cop: http.NewCrossOriginProtection(), retain: c.Retention}
 	if cs.log == nil {
 		cs.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +135,7 @@ func New(c Config) (*Console, error) {
 	}
 	cs.dummy = hashPassword(randomHex(16), cs.argon)
 	cs.throttle = newThrottle()
+	cs.team = newTeam(c)
 	cs.mux = http.NewServeMux()
 	for _, rt := range cs.routes() {
 		cs.mux.Handle(rt.Method+" "+rt.Path, cs.wrap(rt))
@@ -123,10 +143,14 @@ func New(c Config) (*Console, error) {
 	cs.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
+	if cs.ui, err = newUI(); err != nil {
+		return nil, err
+	}
+	cs.registerUI(cs.mux)
 	return cs, nil
 }
 
-// Handler returns the console's HTTP handler, serving /api/v1/.
+// Handler returns the console's HTTP handler, serving the API under /api/v1/ and the web UI under /console/.
 func (cs *Console) Handler() http.Handler { return cs.mux }
 
 // auth says who may call a route.

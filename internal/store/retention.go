@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,4 +74,30 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%d days", d/day)
 	}
 	return fmt.Sprintf("%.2f days", float64(d)/float64(day))
+}
+
+// ParsePeriod reads a retention period: a whole number of days such as "90d", or a Go duration such as
+// "720h". It does not check the range; [Retention.Validate] does.
+func ParsePeriod(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		d, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || d < 0 || d > math.MaxInt64/int64(24*time.Hour) {
+			return 0, fmt.Errorf("store: period %q: want a whole number of days such as 90d, or a duration such as 720h", s)
+		}
+		return time.Duration(d) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("store: period %q: want a whole number of days such as 90d, or a duration such as 720h", s)
+	}
+	return d, nil
+}
+
+// FormatPeriod writes d as ParsePeriod reads it: in days ("90d") when it is a whole number of days, else as
+// a Go duration.
+func FormatPeriod(d time.Duration) string {
+	if day := 24 * time.Hour; d > 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds a Chromium to drive: Debian's chromium (installed by .ci/run) or another Chrome on PATH.
+// With STOA_TEST_BROWSER set, a missing browser fails the test instead of skipping it.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("STOA_TEST_BROWSER") != "" {
+		t.Fatal("STOA_TEST_BROWSER is set but no chromium is installed (apt-get install chromium)")
+	}
+	t.Skip("no chromium installed; bash .ci/run installs Debian's chromium")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile, without the background services that would try to
+// reach the internet, and returns a context that drives one tab.
+func browser(t *testing.T) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1366, 900),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	// The first run starts the browser, which lives as long as its context: that one has no deadline; each
+	// step of a test gets its own.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromium(t), err)
+	}
+	return ctx
+}
+
+// TestBrowserConsole drives the console's web UI in headless Chromium against stoa dev: sign up, create a
+// project, run a short call with the SDK using its credentials, find the call's join events on the logs page
+// and a chart with data on the analytics page, rotate the certificate, and find both changes on the audit page.
+func TestBrowserConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a network and a browser")
+	}
+	ctx := browser(t)
+	d := startDev(t, "--data", t.TempDir())
+	shots := os.Getenv("STOA_TEST_SCREENSHOTS") // a directory for PNGs of each page, to look at the UI
+	do := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			// Say where the browser is and what it shows.
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			loc, _ := chromedp.Run(dctx, chromedp.Location())
+			text, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+			t.Fatalf("%s: %v\nat %s:\n%s", name, err, loc, text)
+		}
+		if shots != "" {
+			if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+				os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644)
+			}
+		}
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+	do("signup-page", chromedp.Navigate(d.url+"/console/signup"))
+	do("signup",
+		chromedp.SendKeys(css(`input[name=email]`), "ada@example.com"),
+		chromedp.SendKeys(css(`input[name=password]`), "correct horse battery staple"),
+		chromedp.Click(css(`button[type=submit]`)),
+		chromedp.WaitVisible(css(`#create-project`)))
+
+	do("project-created", chromedp.SendKeys(css(`#create-project input[name=name]`), "browser demo"),
+		chromedp.Click(css(`#create-project button[type=submit]`)),
+		chromedp.WaitVisible(css(`#new-app-id`)))
+	appID := value(t, ctx, chromedp.Text(css(`#new-app-id`)))
+	cert := value(t, ctx, chromedp.Text(css(`#new-app-cert`)))
+	projectURL := value(t, ctx, chromedp.AttributeValue(css(`#create-project a[data-field-href]`), "href")).Value
+	if u, err := url.Parse(projectURL); err == nil {
+		projectURL = u.Path
+	}
+	if !isHex32(appID) || !isHex32(cert) || !strings.HasPrefix(projectURL, "/console/projects/") {
+		t.Fatalf("created project: app id %q, certificate %q, link %q", appID, cert, projectURL)
+	}
+
+	// A short call through the SDK with the new project's credentials; then wait, through the API with the
+	// browser's own session, until the console has ingested its join events.
+	runCall(t, d.url, appID, cert)
+	session := browserSession(t, ctx, d.url)
+	waitForJoins(t, session, d.url+"/api/v1/projects/"+strings.TrimPrefix(projectURL, "/console/projects/")+"/logs?type=join")
+
+	do("logs", chromedp.Navigate(d.url+projectURL+"/logs"), chromedp.WaitVisible(css(`#logs`)))
+	if joins := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#logs tbody tr.event-join').length`)); joins < 2 {
+		t.Errorf("logs page shows %d join events, want the call's publisher and subscriber", joins)
+	}
+
+	do("analytics", chromedp.Navigate(d.url+projectURL+"/analytics?range=1h"),
+		chromedp.WaitVisible(css(`svg[data-series=concurrent_users]`)))
+	points := value(t, ctx, chromedp.AttributeValue(css(`svg[data-series=concurrent_users]`), "data-points")).Value
+	peak := value(t, ctx, chromedp.AttributeValue(css(`svg[data-series=concurrent_users]`), "data-max")).Value
+	if n, _ := strconv.Atoi(points); n == 0 {
+		t.Errorf("concurrent users chart has no point")
+	}
+	if v, _ := strconv.ParseFloat(peak, 64); v < 2 {
+		t.Errorf("concurrent users chart peaks at %s, want at least 2 (publisher and subscriber)", peak)
+	}
+
+	// Rotation: add a secondary certificate, then promote it (the page asks for confirmation first).
+	do("certificate-added", chromedp.Navigate(d.url+projectURL),
+		chromedp.Click(css(`#add-cert button[type=submit]`)),
+		chromedp.WaitVisible(css(`#add-cert output.result`)))
+	if secondary := value(t, ctx, chromedp.Text(css(`#add-cert output.result code`))); !isHex32(secondary) || secondary == cert {
+		t.Fatalf("secondary certificate %q", secondary)
+	}
+	do("certificate-promoted", chromedp.Navigate(d.url+projectURL),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](`window.confirm = () => true`)(ctx, tg)
+			return err
+		}),
+		chromedp.Click(css(`#promote-cert button[type=submit]`)),
+		chromedp.WaitVisible(css(`#add-cert`))) // after the reload, no rotation is in progress
+	if state := value(t, ctx, chromedp.Text(css(`#cert-state`))); !strings.Contains(state, "primary only") {
+		t.Errorf("after promotion the page says %q", state)
+	}
+
+	// Team: an invitation appears among the pending ones (its link goes to the dev log, not to the page).
+	do("team", chromedp.Navigate(d.url+"/console/team"),
+		chromedp.SendKeys(css(`form[data-api="/api/v1/invitations"] input[name=email]`), "grace@example.com"),
+		chromedp.Click(css(`form[data-api="/api/v1/invitations"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`#invitations tbody tr td`)))
+	if pending := value(t, ctx, chromedp.Text(css(`#invitations tbody`))); !strings.Contains(pending, "grace@example.com") {
+		t.Errorf("pending invitations: %q", pending)
+	}
+
+	do("audit", chromedp.Navigate(d.url+"/console/audit"), chromedp.WaitVisible(css(`#audit`)))
+	actions := value(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#audit td.action')].map(td => td.textContent)`))
+	for _, want := range []string{"project.create", "project.certificate.add", "project.certificate.promote"} {
+		if !contains(actions, want) {
+			t.Errorf("audit page lacks %s: %v", want, actions)
+		}
+	}
+}
+
+// value runs a and returns its value, failing the test on an error.
+func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runCall runs a one-second call (one publisher, one subscriber) with the SDK through stoa loadtest, retrying
+// while the new project is on its way to the edges.
+func runCall(t *testing.T, base, appID, cert string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, out, errOut := stoa(t, "loadtest", "--url", base, "--app-id", appID, "--app-cert", cert, "--publishers", "1",
+			"--subscribers", "1", "--duration", "1s", "--json")
+		if code == 0 && strings.Contains(out, `"decrypt_failures": 0`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call with the console's project: %d %s %s", code, out, errOut)
+		}
+		time.Sleep(200 * time.Millisecond) // the project is on its way to the edge
+	}
+}
+
+// browserSession returns an HTTP client holding the browser's session cookie.
+func browserSession(t *testing.T, ctx context.Context, base string) *http.Client {
+	t.Helper()
+	var cookie string
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base}})
+	if err == nil {
+		for _, c := range res.Cookies {
+			if c.Name == "stoa_session" {
+				cookie = c.Value
+			}
+		}
+	}
+	if cookie == "" {
+		t.Fatalf("browser session cookie: %v", err)
+	}
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(base)
+	jar.SetCookies(u, []*http.Cookie{{Name: "stoa_session", Value: cookie}})
+	return &http.Client{Jar: jar}
+}
+
+// waitForJoins polls the logs API until it lists join events: they reach the console through the event stream.
+func waitForJoins(t *testing.T, c *http.Client, logsURL string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := c.Get(logsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct{ Items []json.RawMessage }
+		json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && len(page.Items) >= 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no join events in the console's logs (status %d, %d items)", resp.StatusCode, len(page.Items))
+		}
+	}
+}
