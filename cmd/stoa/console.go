@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,13 +31,17 @@ func consoleCommand() *command {
 		tlsCert, tlsKey, region, nodeID string
 		useCluster                      bool
 		retain                          retentionFlags
+		publicURL                       string
+		smtp                            console.SMTPConfig
+		smtpPassword                    *secretFlag
 	)
 	return &command{
 		name:    "console",
-		summary: "run the console API (accounts, projects, API keys)",
+		summary: "run the console: web UI and REST API (accounts, projects, logs, analytics, audit)",
 		usage: `stoa console --db PATH_OR_DSN [--listen ADDR] [--data DIR] [--nats URL] [--retain-media-logs 365d] ...
 
-Serves the console API under /api/v1 (described by /api/v1/openapi.json) on --listen, with TLS off loopback.
+Serves the console's web UI under /console/ and its REST API under /api/v1 (described by /api/v1/openapi.json)
+on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
 audit.key (signs audit checkpoints) and the self-signed TLS certificate. Project changes are published to the
 cluster at --nats; without --nats (and without --cluster) they stay in the database. Prints a line with
@@ -54,6 +59,11 @@ deleted; no period may exceed 730 days (two years).`,
 			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
 			retain.register(fs)
+			fs.StringVar(&publicURL, "public-url", "", "the console's address as users reach it, for links in mails (default: the listener's)")
+			fs.StringVar(&smtp.Addr, "smtp", "", "SMTP server host:port for invitations and password resets (STARTTLS required off loopback); without it, mails are dropped")
+			fs.StringVar(&smtp.From, "smtp-from", "", "sender address of the console's mails")
+			fs.StringVar(&smtp.Username, "smtp-user", "", "SMTP user name")
+			smtpPassword = newSecretFlag(fs, "smtp-password", "STOA_SMTP_PASSWORD", "SMTP password")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -69,6 +79,18 @@ deleted; no period may exceed 730 days (two years).`,
 			log, err := newLogger(env.stderr, logLevel)
 			if err != nil {
 				return err
+			}
+			var mailer console.Mailer
+			if smtp.Addr != "" {
+				if smtp.Password, err = smtpPassword.get(); err != nil {
+					return err
+				}
+				if _, port, _ := net.SplitHostPort(smtp.Addr); port == "465" {
+					smtp.ImplicitTLS = true // submissions over TLS (RFC 8314)
+				}
+				if mailer, err = console.NewSMTPMailer(smtp); err != nil {
+					return usagef("%v", err)
+				}
 			}
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return err
@@ -89,7 +111,12 @@ deleted; no period may exceed 730 days (two years).`,
 			if err != nil {
 				return err
 			}
-			cs, closeDB, err := openConsole(ctx, db, dataDir, clusterHandle, scheme == "https", retention, log)
+			base := scheme + "://" + publicAddr(ln)
+			if publicURL == "" {
+				publicURL = base
+			}
+			cs, closeDB, err := openConsole(ctx, consoleOptions{db: db, dataDir: dataDir, cluster: clusterHandle,
+				secure: scheme == "https", retain: retention, mailer: mailer, publicURL: strings.TrimSuffix(publicURL, "/"), log: log})
 			if err != nil {
 				ln.Close()
 				return err
@@ -98,7 +125,7 @@ deleted; no period may exceed 730 days (two years).`,
 			srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
-			fmt.Fprintf(env.stdout, "stoa console ready: url=%s://%s/api/v1/\n", scheme, publicAddr(ln))
+			fmt.Fprintf(env.stdout, "stoa console ready: url=%s/api/v1/ ui=%s%s\n", base, base, console.UIPrefix)
 			select {
 			case err := <-errc:
 				return err
@@ -202,11 +229,23 @@ func (p *periodFlag) Set(s string) error {
 	return nil
 }
 
+// consoleOptions configure openConsole.
+type consoleOptions struct {
+	db, dataDir string          // SQLite file or postgres:// DSN; the directory of audit.key and console.key
+	cluster     console.Cluster // where projects are published; nil keeps them in the database
+	secure      bool            // served over HTTPS
+	retain      store.Retention
+	mailer      console.Mailer // sends invitations and password resets; nil drops them with a warning
+	publicURL   string         // the console's address as its users reach it, for links in mails
+	log         *slog.Logger
+}
+
 // openConsole opens the console's database (migrating it), its audit log signed with the key kept in
 // dataDir/audit.key, and the console whose certificates are encrypted with dataDir/console.key, which purges
 // data older than retain at once and then daily. Its close function stops the ingester and the purge before
 // closing the database.
-func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, secure bool, retain store.Retention, log *slog.Logger) (*console.Console, func(), error) {
+func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(), error) {
+	db, dataDir, c, log := o.db, o.dataDir, o.cluster, o.log
 	sdb, err := store.Open(ctx, db)
 	if err != nil {
 		return nil, nil, err
@@ -224,7 +263,7 @@ func openConsole(ctx context.Context, db, dataDir string, c console.Cluster, sec
 		return fail(err)
 	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
-		Secure: secure, Logger: log, Retention: retain})
+		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL})
 	if err != nil {
 		return fail(err)
 	}

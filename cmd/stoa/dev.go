@@ -165,8 +165,11 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if err != nil {
 		return err
 	}
+	url := scheme + "://" + publicAddr(ln)
 	// The console keeps its SQLite database and keys in the data directory and publishes projects to the bus.
-	cons, closeConsole, err := openConsole(ctx, filepath.Join(o.dataDir, "console.db"), o.dataDir, bus, scheme == "https", o.retain, o.log)
+	// There is no mail server: invitation and password-reset mails, links included, go to the log.
+	cons, closeConsole, err := openConsole(ctx, consoleOptions{db: filepath.Join(o.dataDir, "console.db"), dataDir: o.dataDir,
+		cluster: bus, secure: scheme == "https", retain: o.retain, mailer: console.NewLogMailer(o.log), publicURL: url, log: o.log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -178,7 +181,6 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		ln.Close()
 		return err
 	}
-	url := scheme + "://" + publicAddr(ln)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())

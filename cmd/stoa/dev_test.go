@@ -36,15 +36,17 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // devNet is a running `stoa dev` in this process.
 type devNet struct {
 	url, appID, appCert, nats string
+	log                       *syncBuffer // its standard error: the log
 }
 
 func startDev(t *testing.T, extra ...string) devNet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out syncBuffer
+	errOut := &syncBuffer{}
 	done := make(chan int, 1)
 	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, extra...)
-	go func() { done <- runMain(ctx, args, &out, &errOut) }()
+	go func() { done <- runMain(ctx, args, &out, errOut) }()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
@@ -68,7 +70,7 @@ func startDev(t *testing.T, extra ...string) devNet {
 	if !strings.HasPrefix(out.String(), "stoa dev ready\n") {
 		t.Errorf("first line: %q", out.String())
 	}
-	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats")}
+	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"), log: errOut}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -331,5 +333,51 @@ func TestDevConsoleProjectToCall(t *testing.T) {
 	spec := call("GET", "/api/v1/openapi.json", "", nil)
 	if spec["openapi"] == nil {
 		t.Errorf("openapi.json: %v", spec)
+	}
+}
+
+// TestDevPasswordReset follows a password reset on stoa dev, which has no mail server: the reset link is in its log.
+func TestDevPasswordReset(t *testing.T) {
+	d := startDev(t, "--log-level", "info")
+	post := func(path string, body any) int {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(d.url+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const oldPassword, newPassword = "correct horse battery", "another long passphrase"
+	if code := post("/api/v1/signup", map[string]string{"email": "ada@example.com", "password": oldPassword}); code != 201 {
+		t.Fatalf("signup: %d", code)
+	}
+	if code := post("/api/v1/password-reset", map[string]string{"email": "ada@example.com"}); code != 202 {
+		t.Fatalf("password-reset: %d", code)
+	}
+	link := regexp.MustCompile(regexp.QuoteMeta(d.url) + `/console/reset-password\?token=([A-Za-z0-9_-]+)`)
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
+		if m = link.FindStringSubmatch(d.log.String()); m == nil && time.Now().After(deadline) {
+			t.Fatalf("no reset link in the log:\n%s", d.log.String())
+		}
+	}
+	if resp, err := http.Get(m[0]); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the reset link's page: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code := post("/api/v1/password-reset/confirm", map[string]string{"token": m[1], "password": newPassword}); code >= 300 {
+		t.Fatalf("confirm: %d", code)
+	}
+	if code := post("/api/v1/login", map[string]string{"email": "ada@example.com", "password": oldPassword}); code != 401 {
+		t.Errorf("login with the old password: %d", code)
+	}
+	if code := post("/api/v1/login", map[string]string{"email": "ada@example.com", "password": newPassword}); code != 200 {
+		t.Errorf("login with the new password: %d", code)
+	}
+	if strings.Contains(d.log.String(), newPassword) || strings.Contains(d.log.String(), oldPassword) {
+		t.Error("a password is in the log")
 	}
 }

@@ -54,6 +54,9 @@ type PurgeReport struct {
 	Deleted map[string]int64 `json:"deleted"`
 	// ExpiredSessions is how many expired console sessions were deleted.
 	ExpiredSessions int64 `json:"expired_sessions"`
+	// ExpiredLinks is how many expired invitation and password reset links were deleted (not "tokens": the
+	// audit log redacts keys named so).
+	ExpiredLinks int64 `json:"expired_links"`
 	// AuditPurgeSeq is the seq of the audit.purge entry recording the audit log's own purge; 0 if none was
 	// needed.
 	AuditPurgeSeq uint64 `json:"audit_purge_seq,omitempty"`
@@ -62,7 +65,8 @@ type PurgeReport struct {
 // Retention returns the retention the console purges with.
 func (cs *Console) Retention() store.Retention { return cs.retain }
 
-// Purge deletes the data older than the retention of its category, and the expired sessions, and records
+// Purge deletes the data older than the retention of its category, and the expired sessions, invitations and
+// password reset tokens, and records
 // the run in the audit log. A failure in one category does not stop the others: the error joins them all,
 // and the report counts what was deleted anyway.
 func (cs *Console) Purge(ctx context.Context) (PurgeReport, error) { return cs.purge(ctx, purgeBatch) }
@@ -80,11 +84,16 @@ func (cs *Console) purge(ctx context.Context, batch int) (PurgeReport, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", pt.category, err))
 		}
 	}
-	// sessionPrincipal refuses a session at its expiry time, so that one is expired too.
-	n, err := cs.deleteBatched(ctx, "sessions", "id_hash", "expires_us <= ?", now.UnixMicro(), batch)
-	rep.ExpiredSessions = n
-	if err != nil {
-		errs = append(errs, fmt.Errorf("sessions: %w", err))
+	// Sessions, invitations and reset tokens are refused at their expiry time, so those are expired too.
+	for _, ex := range []struct {
+		table, key string
+		count      *int64
+	}{{"sessions", "id_hash", &rep.ExpiredSessions}, {"invitations", "id", &rep.ExpiredLinks}, {"password_resets", "id", &rep.ExpiredLinks}} {
+		n, err := cs.deleteBatched(ctx, ex.table, ex.key, "expires_us <= ?", now.UnixMicro(), batch)
+		*ex.count += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ex.table, err))
+		}
 	}
 
 	cutoff := now.Add(-cs.retain.AuditLog)
@@ -92,7 +101,7 @@ func (cs *Console) purge(ctx context.Context, batch int) (PurgeReport, error) {
 	rep.Deleted["audit_log"] = 0
 	// Entry times never decrease along the chain, so the first entry is the oldest.
 	var oldest int64
-	err = cs.db.QueryRowContext(ctx, "SELECT time_us FROM audit_log ORDER BY seq LIMIT 1").Scan(&oldest)
+	err := cs.db.QueryRowContext(ctx, "SELECT time_us FROM audit_log ORDER BY seq LIMIT 1").Scan(&oldest)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = nil
 	} else if err == nil && oldest < cutoff.UnixMicro() {

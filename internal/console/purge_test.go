@@ -136,6 +136,13 @@ func TestPurge(t *testing.T) {
 				sha256Sum(fmt.Sprint(i)), accountID, exp)
 		}
 		wantSessions := []int64{us(now) + 1, us(now.Add(SessionLifetime))}
+		// Invitations and reset tokens likewise.
+		for i, exp := range []int64{us(now) - 1, us(now), us(now) + 1} {
+			e.exec("INSERT INTO invitations (organisation_id, email, role, token_hash, invited_by, created_us, expires_us) VALUES (1, 'x@example.com', 'member', ?, 'ada', 0, ?)",
+				sha256Sum(fmt.Sprint("inv", i)), exp)
+			e.exec("INSERT INTO password_resets (token_hash, account_id, created_us, expires_us) VALUES (?, ?, 0, ?)",
+				sha256Sum(fmt.Sprint("reset", i)), accountID, exp)
+		}
 		projects := e.times("projects", "id")
 
 		rep, err := e.cs.purge(ctx, 2)
@@ -143,8 +150,13 @@ func TestPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantDeleted := map[string]int64{"media_logs": 5, "analytics": 5, "access_log": 5, "audit_log": 3}
-		if !maps(rep.Deleted, wantDeleted) || rep.ExpiredSessions != 2 || rep.AuditPurgeSeq == 0 || !rep.Time.Equal(now) {
-			t.Errorf("report %+v; want deleted %v and 2 sessions", rep, wantDeleted)
+		if !maps(rep.Deleted, wantDeleted) || rep.ExpiredSessions != 2 || rep.ExpiredLinks != 4 || rep.AuditPurgeSeq == 0 || !rep.Time.Equal(now) {
+			t.Errorf("report %+v; want deleted %v, 2 sessions and 4 tokens", rep, wantDeleted)
+		}
+		for _, table := range []string{"invitations", "password_resets"} {
+			if got := e.times(table, "expires_us"); !slices.Equal(got, []int64{us(now) + 1}) {
+				t.Errorf("%s left: %v, want only the unexpired one", table, got)
+			}
 		}
 		if c := rep.Cutoffs["audit_log"]; !c.Equal(auditCut) {
 			t.Errorf("audit cutoff %v, want %v", c, auditCut)

@@ -40,7 +40,7 @@ func (cs *Console) pages() []uiPage {
 		{path: "login", template: "login", title: "Log in", public: true},
 		{path: "signup", template: "signup", title: "Sign up", public: true},
 		{path: "invite", template: "invite", title: "Accept an invitation", public: true, load: queryValues("token")},
-		{path: "reset", template: "reset", title: "Reset your password", public: true, load: queryValues("token")},
+		{path: "reset-password", template: "reset", title: "Reset your password", public: true, load: queryValues("token")},
 		{path: "projects", template: "projects", title: "Projects", nav: "projects", load: cs.loadProjects},
 		{path: "projects/{id}", template: "project", title: "Project", nav: "projects", load: cs.loadProjectPage},
 		{path: "projects/{id}/logs", template: "logs", title: "Media server logs", nav: "projects", load: cs.loadLogs},
