@@ -1,7 +1,8 @@
 package console
 
-// Project analytics (issue 6, item 6): JSON series computed from media_events. The window's events are fetched
-// in time order with one portable query (at most analyticsMaxRows rows) and aggregated in Go.
+// Project analytics (issue 6, item 6): JSON series computed from media_events, and quality series and
+// distributions from quality_reports (quality.go). The window's events and reports are fetched in time order
+// with one portable query each (at most analyticsMaxRows rows each) and aggregated in Go.
 //
 // Sessions: events are grouped by their session id (channel and uid when it is empty). A session opens at its
 // join and closes at its leave. A session whose first event in the fetched range is not a join (it began before
@@ -24,8 +25,6 @@ const (
 	// analyticsStaleAfter ends a session without a leave this long after its last seen event; it is also how far
 	// before the window events are read to find the sessions open at the window start.
 	analyticsStaleAfter = 12 * time.Hour
-	// analyticsQualityNote says why the quality series are empty.
-	analyticsQualityNote = "not yet reported by edges"
 )
 
 // analyticsMaxRows caps the events read for one request; a variable so that tests can lower it.
@@ -37,7 +36,8 @@ type seriesPoint struct {
 	V float64   `json:"v"`
 }
 
-// ratePoint is one bucket of the join success rate; V is null when there was no join attempt.
+// ratePoint is one bucket of a series that may have no value: the join success rate (null when there was no
+// join attempt) and the quality medians (null when there was no report).
 type ratePoint struct {
 	T time.Time `json:"t"`
 	V *float64  `json:"v"`
@@ -54,12 +54,17 @@ type analyticsResponse struct {
 	Joins           []seriesPoint `json:"joins"`
 	JoinsFailed     []seriesPoint `json:"joins_failed"`
 	MinutesPerDay   []seriesPoint `json:"minutes_per_day"`
-	PacketLoss      []seriesPoint `json:"packet_loss"`
-	JitterMs        []seriesPoint `json:"jitter_ms"`
-	BitrateKbps     []seriesPoint `json:"bitrate_kbps"`
-	Quality         string        `json:"quality"`
-	Events          int           `json:"events"`
-	Truncated       bool          `json:"truncated"`
+	// The quality series: per-bucket medians of the sessions' reports (see quality.go).
+	PacketLoss  []ratePoint `json:"packet_loss"`
+	JitterMs    []ratePoint `json:"jitter_ms"`
+	BitrateKbps []ratePoint `json:"bitrate_kbps"`
+	JoinTimeMs  []ratePoint `json:"join_time_ms"`
+	// Distributions are histograms of the quality reports of the whole window.
+	Distributions qualityDistributions `json:"distributions"`
+	// QualityReports counts the quality reports in the window.
+	QualityReports int  `json:"quality_reports"`
+	Events         int  `json:"events"`
+	Truncated      bool `json:"truncated"`
 	// CompleteUntil is set when Truncated: the series are exact only before it.
 	CompleteUntil *time.Time `json:"complete_until,omitempty"`
 }
@@ -278,13 +283,15 @@ func minutesPerDay(ivs []interval, from, to time.Time) []seriesPoint {
 	return out
 }
 
-// computeAnalytics builds the series of [from, to) from evs, read from lookStart on; now caps open sessions.
-func computeAnalytics(evs []analyticsEvent, lookStart int64, from, to time.Time, step time.Duration, now time.Time) analyticsResponse {
+// computeAnalytics builds the series of [from, to) from evs, read from lookStart on, and the quality reports qs;
+// now caps open sessions.
+func computeAnalytics(evs []analyticsEvent, qs []qualityReport, lookStart int64, from, to time.Time, step time.Duration, now time.Time) analyticsResponse {
 	fu, tu, su := from.UnixMicro(), to.UnixMicro(), step.Microseconds()
 	n := int((tu - fu + su - 1) / su)
 	res := analyticsResponse{From: from, To: to, ConcurrentUsers: []seriesPoint{}, JoinSuccessRate: []ratePoint{},
-		Joins: []seriesPoint{}, JoinsFailed: []seriesPoint{}, MinutesPerDay: []seriesPoint{}, PacketLoss: []seriesPoint{},
-		JitterMs: []seriesPoint{}, BitrateKbps: []seriesPoint{}, Quality: analyticsQualityNote}
+		Joins: []seriesPoint{}, JoinsFailed: []seriesPoint{}, MinutesPerDay: []seriesPoint{}, PacketLoss: []ratePoint{},
+		JitterMs: []ratePoint{}, BitrateKbps: []ratePoint{}, JoinTimeMs: []ratePoint{}}
+	computeQuality(&res, qs, fu, tu, su, n)
 	joins, failed := make([]int, n), make([]int, n)
 	for _, e := range evs {
 		if e.us < fu || e.us >= tu {
@@ -335,12 +342,21 @@ func (cs *Console) projectAnalytics(w http.ResponseWriter, r *http.Request, p *p
 		cs.fail(w, err)
 		return
 	}
+	qs, qTruncated, err := cs.loadQualityReports(r.Context(), pr.AppID, from.UnixMicro(), to.UnixMicro(), analyticsMaxRows)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
 	end := to
 	if truncated && len(evs) > 0 {
 		// Only the events before the last one read are complete; compute up to there.
 		end = time.UnixMicro(evs[len(evs)-1].us).UTC()
 	}
-	res := computeAnalytics(evs, lookStart, from, to, step, minTime(cs.now(), end))
+	if qTruncated && len(qs) > 0 {
+		end = minTime(end, time.UnixMicro(qs[len(qs)-1].us).UTC())
+		truncated = true
+	}
+	res := computeAnalytics(evs, qs, lookStart, from, to, step, minTime(cs.now(), end))
 	res.AppID, res.Step, res.Truncated = pr.AppID, stepText, truncated
 	if truncated {
 		res.CompleteUntil = &end

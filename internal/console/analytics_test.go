@@ -88,9 +88,12 @@ func TestAnalytics(t *testing.T) {
 		if days := r.body["minutes_per_day"].([]any); days[1].(map[string]any)["t"] != "2026-03-02T00:00:00Z" {
 			t.Errorf("days: %v", days)
 		}
-		if r.body["quality"] != analyticsQualityNote || len(r.body["packet_loss"].([]any)) != 0 ||
-			len(r.body["jitter_ms"].([]any)) != 0 || len(r.body["bitrate_kbps"].([]any)) != 0 {
-			t.Errorf("quality: %v", r.body)
+		// No quality reports: the quality series are null in every bucket, the histograms empty.
+		for _, name := range []string{"packet_loss", "jitter_ms", "bitrate_kbps", "join_time_ms"} {
+			eqSeries(t, name, values(t, r.body, name), nil, nil, nil, nil)
+		}
+		if r.body["quality_reports"] != 0.0 || r.body["quality"] != nil {
+			t.Errorf("quality: %v %v", r.body["quality_reports"], r.body["quality"])
 		}
 		if r.body["truncated"] != false || r.body["events"] != 11.0 {
 			t.Errorf("truncated %v events %v", r.body["truncated"], r.body["events"])

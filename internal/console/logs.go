@@ -37,6 +37,7 @@ const (
 // logEventTypes are the event types stored: the edge's, and the guard's blocks.
 var logEventTypes = map[string]bool{
 	"join": true, "join_failed": true, "leave": true, "publish": true, "unpublish": true, "error": true, "block": true,
+	"quality": true,
 }
 
 // EventSource delivers the cluster's events: *cluster.Cluster.
@@ -128,12 +129,31 @@ type logEntry struct {
 	Session   string    `json:"session"`
 	TrackID   string    `json:"track_id"`
 	Kind      string    `json:"kind"`
+	// Detail is a short human-readable summary (quality events: "loss 0.0% jitter 2.1 ms 512 kbps ...").
+	Detail string `json:"detail"`
 }
 
 // Ingest stores ev. Events of other types are ignored and malformed ones skipped, both counted and never
 // returned as errors (they would be redelivered forever); an error means the database failed and ev should be
-// offered again. Storing an event twice (same Seq) keeps one row.
+// offered again. Storing an event twice (same Seq) keeps one row. Quality events also go to quality_reports
+// (quality.go).
 func (in *Ingester) Ingest(ctx context.Context, ev cluster.Event) error {
+	if ev.Type == "quality" {
+		e, q, err := decodeQualityEvent(ev)
+		if err == nil && (ev.Seq == 0 || ev.Seq > 1<<63-1) {
+			err = errors.New("no sequence number")
+		}
+		if err != nil {
+			in.malformed.Add(1)
+			in.log.Debug("malformed event skipped", "seq", ev.Seq, "type", ev.Type, "err", err)
+			return nil
+		}
+		if err := in.ingestQuality(ctx, ev, e, q); err != nil {
+			return err
+		}
+		in.stored.Add(1)
+		return nil
+	}
 	e, ok, err := decodeLogEvent(ev)
 	if err != nil {
 		in.malformed.Add(1)
@@ -144,15 +164,20 @@ func (in *Ingester) Ingest(ctx context.Context, ev cluster.Event) error {
 		in.ignored.Add(1)
 		return nil
 	}
-	_, err = in.db.ExecContext(ctx, in.db.Rebind(`INSERT INTO media_events (seq, time_us, app_id, event_type, channel,
-		uid, edge, region, ip, user_agent, os, reason, session, track_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (seq) DO NOTHING`), int64(ev.Seq), e.Time.UnixMicro(), e.AppID, e.Type, e.Channel, e.UID, e.Edge,
-		e.Region, e.IP, e.UserAgent, e.OS, e.Reason, e.Session, e.TrackID, e.Kind)
-	if err != nil {
+	if err := in.insertLog(ctx, ev, e); err != nil {
 		return err
 	}
 	in.stored.Add(1)
 	return nil
+}
+
+// insertLog stores e as ev's row of media_events, unless it is there already.
+func (in *Ingester) insertLog(ctx context.Context, ev cluster.Event, e logEntry) error {
+	_, err := in.db.ExecContext(ctx, in.db.Rebind(`INSERT INTO media_events (seq, time_us, app_id, event_type, channel,
+		uid, edge, region, ip, user_agent, os, reason, session, track_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (seq) DO NOTHING`), int64(ev.Seq), e.Time.UnixMicro(), e.AppID, e.Type, e.Channel, e.UID, e.Edge,
+		e.Region, e.IP, e.UserAgent, e.OS, e.Reason, e.Session, e.TrackID, e.Kind, e.Detail)
+	return err
 }
 
 // decodeLogEvent turns ev into a sanitised entry; ok is false for an event type the logs do not keep.
@@ -171,7 +196,7 @@ func decodeLogEvent(ev cluster.Event) (e logEntry, ok bool, err error) {
 		if p, err := netip.ParsePrefix(g.Prefix); err == nil {
 			e.IP = p.String()
 		}
-	case logEventTypes[ev.Type] && ev.Type != "block":
+	case logEventTypes[ev.Type] && ev.Type != "block" && ev.Type != "quality":
 		var x edgeEvent
 		if err := json.Unmarshal(ev.Data, &x); err != nil {
 			return e, false, err
@@ -274,7 +299,7 @@ func parseLogQuery(r *http.Request, defLimit, maxLimit int) (logQuery, error) {
 	v := r.URL.Query()
 	q := logQuery{channel: v.Get("channel"), uid: v.Get("uid"), typ: v.Get("type"), limit: defLimit}
 	if q.typ != "" && !logEventTypes[q.typ] {
-		return q, errorf(http.StatusBadRequest, "bad_request", "type must be one of join, join_failed, leave, publish, unpublish, error, block")
+		return q, errorf(http.StatusBadRequest, "bad_request", "type must be one of join, join_failed, leave, publish, unpublish, error, block, quality")
 	}
 	for _, f := range []struct {
 		name string
@@ -332,12 +357,12 @@ func (cs *Console) searchLogs(ctx context.Context, appID string, q logQuery) ([]
 	}
 	args = append(args, q.limit+1)
 	return queryPage(ctx, cs.db, q.limit, `SELECT id, time_us, event_type, app_id, channel, uid, edge, region,
-		ip, user_agent, os, reason, session, track_id, kind FROM media_events WHERE `+strings.Join(where, " AND ")+
+		ip, user_agent, os, reason, session, track_id, kind, detail FROM media_events WHERE `+strings.Join(where, " AND ")+
 		" ORDER BY time_us DESC, id DESC LIMIT ?", args, func(rows *sql.Rows) (logEntry, error) {
 		var e logEntry
 		var us int64
 		err := rows.Scan(&e.ID, &us, &e.Type, &e.AppID, &e.Channel, &e.UID, &e.Edge, &e.Region, &e.IP, &e.UserAgent,
-			&e.OS, &e.Reason, &e.Session, &e.TrackID, &e.Kind)
+			&e.OS, &e.Reason, &e.Session, &e.TrackID, &e.Kind, &e.Detail)
 		e.Time = time.UnixMicro(us).UTC()
 		return e, err
 	}, func(e logEntry) string {
@@ -366,7 +391,7 @@ func (cs *Console) listLogs(w http.ResponseWriter, r *http.Request, p *principal
 
 // logCSVHeader names the CSV columns.
 var logCSVHeader = []string{"time", "type", "app_id", "channel", "uid", "edge", "region", "ip", "user_agent", "os",
-	"reason", "session", "track_id", "kind"}
+	"reason", "session", "track_id", "kind", "detail"}
 
 // listLogsCSV serves GET /api/v1/projects/{id}/logs.csv: the same search as CSV; X-Next-Page holds the cursor
 // of the next page when the limit cut the export short.
@@ -386,7 +411,7 @@ func (cs *Console) listLogsCSV(w http.ResponseWriter, r *http.Request, p *princi
 	cw.Write(logCSVHeader)
 	for _, e := range items {
 		rec := []string{e.Time.Format(time.RFC3339Nano), e.Type, e.AppID, e.Channel, e.UID, e.Edge, e.Region, e.IP,
-			e.UserAgent, e.OS, e.Reason, e.Session, e.TrackID, e.Kind}
+			e.UserAgent, e.OS, e.Reason, e.Session, e.TrackID, e.Kind, e.Detail}
 		for i := range rec {
 			rec[i] = csvSafe(rec[i])
 		}

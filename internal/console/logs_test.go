@@ -190,9 +190,10 @@ func TestIngestMalformed(t *testing.T) {
 			{Seq: 5, Type: "join", Data: json.RawMessage(`{"type":"join","app_id":"app"}`)},                // no time
 			{Seq: 0, Type: "join", Data: good.Data},
 			{Seq: 6, Type: "join", Data: json.RawMessage(`[]`)},
+			{Seq: 7, Type: "quality", Data: json.RawMessage(`{}`)}, // see TestIngestQuality
 		}
 		ignored := []cluster.Event{
-			{Seq: 7, Type: "quality", Data: json.RawMessage(`{}`)},
+			{Seq: 12, Type: "guard_unblock", Data: json.RawMessage(`{"type":"unblock"}`)},
 			{Seq: 8, Type: "guard_rate_limited", Data: json.RawMessage(`{"type":"rate_limited","count":3}`)},
 		}
 		for _, ev := range append(append([]cluster.Event{good}, bad...), ignored...) {

@@ -50,6 +50,8 @@ type Config struct {
 	MessageBurst int
 	// MaxTracksPerParticipant limits publications per participant.
 	MaxTracksPerParticipant int
+	// QualityInterval is how often each session reports its media quality in a "quality" event.
+	QualityInterval time.Duration
 }
 
 // Default returns the defaults.
@@ -66,6 +68,7 @@ func Default() Config {
 		MessageRate:             20,
 		MessageBurst:            50,
 		MaxTracksPerParticipant: 8,
+		QualityInterval:         10 * time.Second,
 	}
 }
 
@@ -105,6 +108,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxTracksPerParticipant == 0 {
 		c.MaxTracksPerParticipant = d.MaxTracksPerParticipant
 	}
+	if c.QualityInterval == 0 {
+		c.QualityInterval = d.QualityInterval
+	}
 	return c
 }
 
@@ -122,7 +128,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("edge: PublicIPs: %q is not an IP address", ip))
 		}
 	}
-	if c.ExpiryWarning < 0 || c.IdleTimeout < 0 || c.MessageRate < 0 || c.MessageBurst < 0 || c.MaxTracksPerParticipant < 0 {
+	if c.ExpiryWarning < 0 || c.IdleTimeout < 0 || c.MessageRate < 0 || c.MessageBurst < 0 || c.MaxTracksPerParticipant < 0 ||
+		c.QualityInterval < 0 {
 		errs = append(errs, errors.New("edge: durations and limits must not be negative"))
 	}
 	return errors.Join(errs...)

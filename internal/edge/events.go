@@ -12,6 +12,9 @@ const (
 	EventPublish    EventType = "publish"
 	EventUnpublish  EventType = "unpublish"
 	EventError      EventType = "error"
+	// EventQuality reports a session's media quality every Config.QualityInterval and once after its leave
+	// (Final); see quality.go.
+	EventQuality EventType = "quality"
 )
 
 // Event is a structured record of a session's life, for logs and analytics. It never carries tokens, keys or
@@ -30,4 +33,14 @@ type Event struct {
 	Reason    string    `json:"reason,omitempty"`
 	IP        string    `json:"ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
+
+	// Quality events only.
+	// JoinMs is the session's join time in milliseconds (join request to its subscriber connection being
+	// connected), in the one quality event after it is known; 0 (absent) otherwise.
+	JoinMs int64 `json:"join_ms,omitempty"`
+	// IntervalMs is the time the report covers.
+	IntervalMs int64 `json:"interval_ms,omitempty"`
+	// Final marks the report that follows the session's leave.
+	Final  bool           `json:"final,omitempty"`
+	Tracks []TrackQuality `json:"tracks,omitempty"`
 }

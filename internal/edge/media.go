@@ -29,6 +29,7 @@ func (s *session) newSubscriberPC() error {
 		case webrtc.PeerConnectionStateConnected:
 			// Video subscribers start at a keyframe: ask for one as soon as media can flow.
 			s.post(func() {
+				s.connected()
 				for id := range s.subscribed {
 					if p := s.room.track(id); p != nil && p.local != nil {
 						p.local.RequestKeyframe()
@@ -160,6 +161,7 @@ func (s *session) onTrack(t *webrtc.TrackRemote) {
 		return
 	}
 	p.local = local
+	p.up = newRTPStats(codec.ClockRate, nanotime())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -220,12 +222,19 @@ func (s *session) addSubscription(p *publication) bool {
 		return false
 	}
 	s.subscribed[p.id] = sender
+	var onReport func(forward.ReceptionReport)
+	if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+		d := &downStat{kind: p.kind, stats: &rrStats{clockRate: float64(p.local.Codec().ClockRate), ssrc: uint32(enc[0].SSRC)}}
+		s.downStats[p.id] = d
+		onReport = d.stats.report
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		// Reading the subscriber's RTCP lets the interceptors answer its NACKs; its picture loss reports become
-		// keyframe requests to the publisher. Returns when the sender stops.
-		forward.ReadRTCP(sender, p.local.RequestKeyframe)
+		// keyframe requests to the publisher, its receiver reports the downlink's quality. Returns when the
+		// sender stops.
+		forward.ReadRTCPReports(sender, p.local.RequestKeyframe, onReport)
 	}()
 	p.local.RequestKeyframe()
 	return true
@@ -237,6 +246,7 @@ func (s *session) unsubscribe(p *publication) {
 		return
 	}
 	delete(s.subscribed, p.id)
+	delete(s.downStats, p.id)
 	if sender == nil {
 		p.removeDataSub(s)
 		return

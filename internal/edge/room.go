@@ -155,8 +155,9 @@ type publication struct {
 	owner  *session
 	closed atomic.Bool
 
-	// audio and video: the forwarding track that every subscriber connection binds
+	// audio and video: the forwarding track that every subscriber connection binds, and the uplink's quality
 	local *forward.Track
+	up    *rtpStats
 
 	// data: the subscribers' data channels, copied on write so that forwarding takes no lock
 	dataSubs atomic.Pointer[[]*dataSub]
@@ -192,6 +193,7 @@ func (p *publication) forwardRTP(track *webrtc.TrackRemote, m *metrics) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
+		p.up.update(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, n, nanotime())
 		if i%sampleEvery == 0 {
 			t0 := time.Now()
 			p.local.Forward(&pkt.Header, pkt.Payload)

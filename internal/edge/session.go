@@ -70,6 +70,13 @@ type session struct {
 	subscribed map[string]*webrtc.RTPSender // track id → sender (nil for data)
 	limiter    *rate.Limiter
 	floods     int
+	downStats  map[string]*downStat // track id → the subscriber's reports on it (audio and video)
+
+	// quality reports (quality.go), owned by run
+	joinStart    time.Time     // when the join request was handled
+	joinTime     time.Duration // join request to subscriber connection "connected"; 0 until then
+	joinReported bool
+	lastReport   int64 // nanotime of the last report
 
 	pubMu     sync.Mutex // guards pubPC for sendKeyframeRequests
 	keyframes chan uint32
@@ -93,7 +100,8 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		tasks: make(chan func(), 256), out: make(chan *protocol.Message, 256), done: make(chan struct{}),
 		keyframes: make(chan uint32, 4),
 		pending:   map[string]protocol.Kind{}, published: map[string]*publication{}, subscribed: map[string]*webrtc.RTPSender{},
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
+		downStats: map[string]*downStat{},
+		limiter:   rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ss.ip = host
@@ -322,6 +330,7 @@ func (s *session) handle(m *protocol.Message) {
 
 func (s *session) handleJoin(m *protocol.Message) {
 	j := m.Join
+	start := time.Now()
 	if s.joined {
 		s.sendError(m.ID, protocol.CodeAlreadyJoined, "this session has joined already")
 		return
@@ -351,6 +360,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 		}
 	}
 	s.uid, s.grant, s.joined = j.UID, g, true
+	s.joinStart = start
 	s.autoSubscribe = j.AutoSubscribe == nil || *j.AutoSubscribe
 	s.log = s.log.With("app", j.AppID, "channel", j.Channel, "uid", j.UID)
 
@@ -373,6 +383,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 	s.scheduleExpiry()
 	s.srv.emit(Event{Type: EventJoin, AppID: j.AppID, Channel: j.Channel, UID: j.UID, Session: s.id, IP: s.ip, UserAgent: s.ua})
 	s.log.Info("joined")
+	s.startQualityReports()
 	if s.autoSubscribe {
 		for _, p := range tracks {
 			s.addSubscription(p)
@@ -469,6 +480,7 @@ func (s *session) cleanup() {
 		s.srv.emit(Event{Type: EventLeave, AppID: s.room.key.appID, Channel: s.room.key.channel, UID: s.uid,
 			Session: s.id, Reason: string(s.reason), IP: s.ip})
 		s.log.Info("left", "reason", s.reason)
+		s.reportQuality(true)
 	}
 	s.pubMu.Lock()
 	if s.pubPC != nil {

@@ -30,6 +30,8 @@ type EdgeConfig struct {
 	PublicIPs []string
 	// MaxSessions is the number of sessions at which the edge reports itself full (load 1).
 	MaxSessions int
+	// QualityInterval is how often each session publishes a "quality" event (0: edge.Default's, 10 s).
+	QualityInterval time.Duration
 	// Guard configures DoS protection; its Store is the cluster.
 	Guard  guard.Config
 	Logger *slog.Logger
@@ -55,7 +57,8 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 		return err
 	}
 	e, err := edge.New(edge.Config{ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
-		Verifier: verifier, Tickets: &keys, Guard: g, Logger: log,
+		Verifier: verifier, Tickets: &keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
+		// Every edge event, quality reports included, goes to the cluster's event stream for the console.
 		Events: func(ev edge.Event) { c.PublishEvent(context.Background(), cfg.Region, string(ev.Type), ev) }})
 	if err != nil {
 		return err

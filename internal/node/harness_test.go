@@ -37,6 +37,8 @@ type testNet struct {
 	edgs map[string][]*runningNode // region → edges
 	// guard configures the nodes added next.
 	guard guard.Config
+	// quality is the QualityInterval of the edges added next (0: the default).
+	quality time.Duration
 }
 
 type runningNode struct {
@@ -109,7 +111,7 @@ func (n *testNet) addEdge(region, id string) *runningNode {
 	ready := make(chan *edge.Server, 1)
 	go func() {
 		rn.done <- RunEdge(ctx, EdgeConfig{Cluster: c, ID: id, Region: region, Listener: ln, SignalURL: rn.url,
-			RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log}, func(e *edge.Server) { ready <- e })
+			RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log, QualityInterval: n.quality}, func(e *edge.Server) { ready <- e })
 	}()
 	select {
 	case rn.edge = <-ready:

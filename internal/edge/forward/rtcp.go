@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,13 @@ const rtcpBufferSize = 1 << 13
 // returns nil once the sender is stopped (RemoveTrack, or the
 // PeerConnection's Close) and the error otherwise.
 func ReadRTCP(r RTCPReader, onKeyframeRequest func()) error {
+	return ReadRTCPReports(r, onKeyframeRequest, nil)
+}
+
+// ReadRTCPReports is [ReadRTCP] that also calls onReport (if not nil) for every reception report block
+// (RFC 3550 §6.4.1) of the sender and receiver reports read, whichever SSRC it is about: a compound packet
+// reaches every sender whose SSRC it names, so callers filter on [ReceptionReport.SSRC].
+func ReadRTCPReports(r RTCPReader, onKeyframeRequest func(), onReport func(ReceptionReport)) error {
 	buf := make([]byte, rtcpBufferSize)
 	for {
 		n, _, err := r.Read(buf)
@@ -42,6 +50,61 @@ func ReadRTCP(r RTCPReader, onKeyframeRequest func()) error {
 		if onKeyframeRequest != nil && hasKeyframeRequest(buf[:n]) {
 			onKeyframeRequest()
 		}
+		if onReport != nil {
+			receptionReports(buf[:n], onReport)
+		}
+	}
+}
+
+// ReceptionReport is one report block of an RTCP SR or RR (RFC 3550 §6.4.1): what a receiver says about the
+// stream of SSRC.
+type ReceptionReport struct {
+	SSRC uint32
+	// FractionLost is the fraction of packets lost since the previous report, in 1/256.
+	FractionLost uint8
+	// TotalLost is the cumulative number of packets lost (24-bit signed: duplicates can make it negative).
+	TotalLost int32
+	// LastSeq is the extended highest sequence number received.
+	LastSeq uint32
+	// Jitter is the interarrival jitter in timestamp units.
+	Jitter uint32
+}
+
+// receptionReports calls fn for every report block of the SRs and RRs in a compound RTCP packet. Like
+// hasKeyframeRequest it walks the bytes (RFC 3550 §6.4.1 and §6.4.2 layouts) and allocates nothing; a
+// malformed packet ends the walk.
+//
+//	SR: header(4) sender SSRC(4) NTP(8) RTP timestamp(4) packets(4) octets(4) then the blocks
+//	RR: header(4) sender SSRC(4) then the blocks
+//	block: SSRC(4) fraction lost(1) cumulative lost(3) highest seq(4) jitter(4) LSR(4) DLSR(4)
+func receptionReports(b []byte, fn func(ReceptionReport)) {
+	const blockSize = 24
+	for len(b) >= 4 {
+		var h rtcp.Header
+		if err := h.Unmarshal(b); err != nil {
+			return
+		}
+		size := (int(h.Length) + 1) * 4
+		if size > len(b) {
+			return
+		}
+		off := -1
+		switch h.Type {
+		case rtcp.TypeSenderReport:
+			off = 28
+		case rtcp.TypeReceiverReport:
+			off = 8
+		}
+		if off >= 0 {
+			for i := 0; i < int(h.Count) && off+blockSize <= size; i++ {
+				blk := b[off : off+blockSize]
+				lost := int32(binary.BigEndian.Uint32(blk[4:8])<<8) >> 8 // sign-extend 24 bits
+				fn(ReceptionReport{SSRC: binary.BigEndian.Uint32(blk[0:4]), FractionLost: blk[4], TotalLost: lost,
+					LastSeq: binary.BigEndian.Uint32(blk[8:12]), Jitter: binary.BigEndian.Uint32(blk[12:16])})
+				off += blockSize
+			}
+		}
+		b = b[size:]
 	}
 }
 

@@ -135,3 +135,48 @@ func TestReadRTCP(t *testing.T) {
 		})
 	})
 }
+
+func TestReceptionReports(t *testing.T) {
+	rr := &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{
+		{SSRC: 2, FractionLost: 64, TotalLost: 5, LastSequenceNumber: 70000, Jitter: 480},
+		{SSRC: 3, FractionLost: 0, TotalLost: 0xFFFFFF, LastSequenceNumber: 9, Jitter: 1}, // -1 in 24 bits
+	}}
+	sr := &rtcp.SenderReport{SSRC: 1, NTPTime: 1 << 40, RTPTime: 5, PacketCount: 10, OctetCount: 1000,
+		Reports: []rtcp.ReceptionReport{{SSRC: 4, FractionLost: 1, TotalLost: 2, LastSequenceNumber: 3, Jitter: 4}}}
+	pli := &rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 2}
+	b := marshalRTCP(t, pli, rr, sr)
+	var got []ReceptionReport
+	receptionReports(b, func(r ReceptionReport) { got = append(got, r) })
+	want := []ReceptionReport{
+		{SSRC: 2, FractionLost: 64, TotalLost: 5, LastSeq: 70000, Jitter: 480},
+		{SSRC: 3, TotalLost: -1, LastSeq: 9, Jitter: 1},
+		{SSRC: 4, FractionLost: 1, TotalLost: 2, LastSeq: 3, Jitter: 4},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("report %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// Truncated or malformed input ends the walk without a panic.
+	for i := range b {
+		receptionReports(b[:i], func(ReceptionReport) {})
+	}
+	if n := testing.AllocsPerRun(100, func() { receptionReports(b, func(ReceptionReport) {}) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
+
+func FuzzReceptionReports(f *testing.F) {
+	f.Add(marshalRTCP(f, &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: 2, TotalLost: 3}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Every block found must lie within the input: re-encoding its count gives no more than the input holds.
+		n := 0
+		receptionReports(b, func(ReceptionReport) { n++ })
+		if n*24 > len(b) {
+			t.Errorf("%d blocks from %d bytes", n, len(b))
+		}
+	})
+}
