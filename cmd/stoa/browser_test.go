@@ -103,10 +103,11 @@ func TestBrowserConsole(t *testing.T) {
 	}
 
 	// A short call through the SDK with the new project's credentials; then wait, through the API with the
-	// browser's own session, until the console has ingested its join events.
+	// browser's own session, until the console has ingested its events, up to the final quality reports that
+	// each session's edge sends after its leave.
 	runCall(t, d.url, appID, cert)
 	session := browserSession(t, ctx, d.url)
-	waitForJoins(t, session, d.url+"/api/v1/projects/"+strings.TrimPrefix(projectURL, "/console/projects/")+"/logs?type=join")
+	waitForLogs(t, session, d.url+"/api/v1/projects/"+strings.TrimPrefix(projectURL, "/console/projects/")+"/logs?type=quality", 2)
 
 	do("logs", chromedp.Navigate(d.url+projectURL+"/logs"), chromedp.WaitVisible(css(`#logs`)))
 	if joins := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#logs tbody tr.event-join').length`)); joins < 2 {
@@ -122,6 +123,10 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	if v, _ := strconv.ParseFloat(peak, 64); v < 2 {
 		t.Errorf("concurrent users chart peaks at %s, want at least 2 (publisher and subscriber)", peak)
+	}
+	// The edges' quality reports carry each session's join time: the distribution counts both sessions.
+	if v, _ := strconv.ParseFloat(value(t, ctx, chromedp.AttributeValue(css(`svg[data-series=dist_join_time]`), "data-max")).Value, 64); v < 1 {
+		t.Errorf("join time distribution is empty")
 	}
 
 	// Rotation: add a secondary certificate, then promote it (the page asks for confirmation first).
@@ -218,8 +223,9 @@ func browserSession(t *testing.T, ctx context.Context, base string) *http.Client
 	return &http.Client{Jar: jar}
 }
 
-// waitForJoins polls the logs API until it lists join events: they reach the console through the event stream.
-func waitForJoins(t *testing.T, c *http.Client, logsURL string) {
+// waitForLogs polls the logs API at logsURL until it lists at least n entries: events reach the console through
+// the event stream.
+func waitForLogs(t *testing.T, c *http.Client, logsURL string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := c.Get(logsURL)
@@ -229,11 +235,11 @@ func waitForJoins(t *testing.T, c *http.Client, logsURL string) {
 		var page struct{ Items []json.RawMessage }
 		json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && len(page.Items) >= 2 {
+		if resp.StatusCode == http.StatusOK && len(page.Items) >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no join events in the console's logs (status %d, %d items)", resp.StatusCode, len(page.Items))
+			t.Fatalf("%s: %d items (status %d), want %d", logsURL, len(page.Items), resp.StatusCode, n)
 		}
 	}
 }

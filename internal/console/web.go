@@ -278,9 +278,11 @@ func (cs *Console) loadAnalytics(r *http.Request, _ *principal) (map[string]any,
 			rg = a
 		}
 	}
+	// Buckets start on whole steps, and the window ends with the step that holds now (its events included).
 	span, _ := time.ParseDuration(rg.Span)
-	now := cs.now().UTC()
-	q := url.Values{"from": {now.Add(-span).Format(time.RFC3339)}, "to": {now.Format(time.RFC3339)}, "step": {rg.Step}}
+	step, _ := parseStep(rg.Step)
+	to := cs.now().UTC().Truncate(step).Add(step)
+	q := url.Values{"from": {to.Add(-span).Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "step": {rg.Step}}
 	d, err := cs.projectPage(r, "analytics", [2]string{"analytics", projectPath(r) + "/analytics?" + q.Encode()})
 	d["range"], d["ranges"] = rg.Name, analyticsRanges
 	return d, err
