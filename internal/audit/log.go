@@ -115,6 +115,18 @@ func (c *Checkpoint) Valid() bool {
 // Append appends r as the next entry and returns it. It writes a checkpoint when the entry's seq is a
 // multiple of the configured interval.
 func (l *Log) Append(ctx context.Context, r Record) (Entry, error) {
+	var e Entry
+	err := l.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		e, err = l.AppendTx(ctx, tx, r)
+		return err
+	})
+	return e, err
+}
+
+// AppendTx is Append within tx, a transaction of the log's database: the entry exists if and only if tx commits,
+// so that a change and its record are made together. It locks the head of the chain until tx ends.
+func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, r Record) (Entry, error) {
 	if r.Actor == "" || r.Action == "" {
 		return Entry{}, errors.New("audit: an entry needs an actor and an action")
 	}
@@ -129,12 +141,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	var e Entry
-	err = l.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		e, err = l.appendTx(ctx, tx, r.Actor, r.Action, r.Target, before, after)
-		return err
-	})
+	e, err := l.appendTx(ctx, tx, r.Actor, r.Action, r.Target, before, after)
 	if err != nil {
 		return Entry{}, fmt.Errorf("audit: append: %w", err)
 	}

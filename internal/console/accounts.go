@@ -75,16 +75,17 @@ func (cs *Console) signup(w http.ResponseWriter, r *http.Request, _ *principal) 
 			email, now).Scan(&orgID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO memberships (organisation_id, account_id, role) VALUES (?, ?, ?)"),
-			orgID, accountID, string(roleOwner))
-		return err
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO memberships (organisation_id, account_id, role) VALUES (?, ?, ?)"),
+			orgID, accountID, string(roleOwner)); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, &principal{email: email}, "account.create", "account:"+strconv.FormatInt(accountID, 10),
+			nil, map[string]any{"email": email, "organisation_id": orgID})
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), &principal{email: email}, "account.create", "account:"+strconv.FormatInt(accountID, 10),
-		nil, map[string]any{"email": email, "organisation_id": orgID})
 	cs.startSession(w, r, accountID, email, orgID, roleOwner, http.StatusCreated)
 }
 

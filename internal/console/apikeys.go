@@ -83,13 +83,17 @@ func (cs *Console) createAPIKey(w http.ResponseWriter, r *http.Request, p *princ
 	k := apiKeyView{KeyID: "ak_" + randomHex(8), Name: name, Secret: randomHex(32)}
 	now := cs.now()
 	k.Created = now.UTC().Format(time.RFC3339)
-	err = cs.db.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO api_keys (key_id, organisation_id, name, secret_hash, created_by, created_us)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), k.KeyID, p.orgID, name, sha256Sum(k.Secret), p.actor(), now.UnixMicro()).Scan(&k.ID)
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO api_keys (key_id, organisation_id, name, secret_hash, created_by, created_us)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), k.KeyID, p.orgID, name, sha256Sum(k.Secret), p.actor(), now.UnixMicro()).Scan(&k.ID); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "apikey.create", "apikey:"+k.KeyID, nil, map[string]any{"key_id": k.KeyID, "name": name, "organisation_id": p.orgID})
+	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "apikey.create", "apikey:"+k.KeyID, nil, map[string]any{"key_id": k.KeyID, "name": name, "organisation_id": p.orgID})
 	writeJSON(w, http.StatusCreated, k)
 }
 
@@ -103,18 +107,22 @@ func (cs *Console) revokeAPIKey(w http.ResponseWriter, r *http.Request, p *princ
 		cs.fail(w, err)
 		return
 	}
-	var keyID, name string
-	err = cs.db.QueryRowContext(r.Context(), cs.db.Rebind(`UPDATE api_keys SET revoked_us = ? WHERE id = ? AND organisation_id = ? AND revoked_us = 0
-		RETURNING key_id, name`), cs.us(), id, p.orgID).Scan(&keyID, &name)
-	if errors.Is(err, sql.ErrNoRows) {
-		cs.fail(w, errNotFound)
-		return
-	}
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var keyID, name string
+		err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`UPDATE api_keys SET revoked_us = ? WHERE id = ? AND organisation_id = ? AND revoked_us = 0
+			RETURNING key_id, name`), cs.us(), id, p.orgID).Scan(&keyID, &name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "apikey.revoke", "apikey:"+keyID, map[string]any{"key_id": keyID, "name": name, "revoked": false},
+			map[string]any{"key_id": keyID, "name": name, "revoked": true})
+	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "apikey.revoke", "apikey:"+keyID, map[string]any{"key_id": keyID, "name": name, "revoked": false},
-		map[string]any{"key_id": keyID, "name": name, "revoked": true})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -430,9 +430,19 @@ func clientIP(r *http.Request) string {
 
 func (cs *Console) us() int64 { return cs.now().UnixMicro() }
 
-// appendAudit records an administrative change; a failure is logged, the change having been made.
-func (cs *Console) appendAudit(ctx context.Context, p *principal, action, target string, before, after any) {
-	if _, err := cs.audit.Append(ctx, audit.Record{Actor: p.actor(), Action: action, Target: target, Before: before, After: after}); err != nil {
-		cs.log.Error("audit append failed", "action", action, "target", target, "err", err)
-	}
+// execAudited runs one statement and records it as action in the same transaction.
+func (cs *Console) execAudited(ctx context.Context, p *principal, action, target string, before, after any, q string, args ...any) error {
+	return cs.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, cs.db.Rebind(q), args...); err != nil {
+			return err
+		}
+		return cs.auditTx(ctx, tx, p, action, target, before, after)
+	})
+}
+
+// auditTx records an administrative change made in tx: the change and its audit entry commit together or not at
+// all, so no change goes unrecorded.
+func (cs *Console) auditTx(ctx context.Context, tx *sql.Tx, p *principal, action, target string, before, after any) error {
+	_, err := cs.audit.AppendTx(ctx, tx, audit.Record{Actor: p.actor(), Action: action, Target: target, Before: before, After: after})
+	return err
 }

@@ -660,3 +660,36 @@ func TestSessionCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeNeedsItsRecord: when the audit log cannot record a change, the change is not made.
+func TestChangeNeedsItsRecord(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		a := e.signup("a@example.com")
+		pid, _, _ := a.createProject()
+		before := a.must(200, "GET", "/api/v1/projects/"+pid, nil).raw
+		keys := a.must(200, "GET", "/api/v1/apikeys", nil).raw
+		if _, err := e.db.Exec("DROP TABLE audit_head"); err != nil {
+			t.Fatal(err)
+		}
+		a.must(500, "PATCH", "/api/v1/projects/"+pid, map[string]any{"enabled": false})
+		a.must(500, "POST", "/api/v1/projects/"+pid+"/certificates", nil)
+		a.must(500, "POST", "/api/v1/apikeys", map[string]string{"name": "unrecorded"})
+		a.must(500, "POST", "/api/v1/projects", map[string]string{"name": "unrecorded"})
+		if after := a.must(200, "GET", "/api/v1/projects/"+pid, nil).raw; after != before {
+			t.Errorf("project changed without a record:\n%s\n%s", before, after)
+		}
+		if after := a.must(200, "GET", "/api/v1/apikeys", nil).raw; after != keys {
+			t.Errorf("API key created without a record: %s", after)
+		}
+		if items := a.must(200, "GET", "/api/v1/projects", nil).body["items"].([]any); len(items) != 1 {
+			t.Errorf("%d projects, want 1", len(items))
+		}
+		e.fc.mu.Lock()
+		n := len(e.fc.puts)
+		e.fc.mu.Unlock()
+		if n != 1 {
+			t.Errorf("%d projects published to the cluster, want only the first", n)
+		}
+	})
+}

@@ -94,8 +94,12 @@ func (cs *Console) createInvitation(w http.ResponseWriter, r *http.Request, p *p
 			now.UnixMicro(), p.orgID, email); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO invitations (organisation_id, email, role, token_hash, invited_by, created_us, expires_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), p.orgID, email, string(rl), hash, p.actor(), now.UnixMicro(), now.Add(InvitationLifetime).UnixMicro()).Scan(&v.ID)
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO invitations (organisation_id, email, role, token_hash, invited_by, created_us, expires_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), p.orgID, email, string(rl), hash, p.actor(), now.UnixMicro(), now.Add(InvitationLifetime).UnixMicro()).Scan(&v.ID); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "invitation.create", "invitation:"+strconv.FormatInt(v.ID, 10), nil,
+			map[string]any{"email": email, "role": rl, "organisation_id": p.orgID})
 	})
 	if err != nil {
 		cs.fail(w, err)
@@ -112,12 +116,19 @@ func (cs *Console) createInvitation(w http.ResponseWriter, r *http.Request, p *p
 			"Accept within 7 days by opening this link:\n\n" + cs.link("/console/invite", tok) + "\n\nIf you did not expect it, ignore this message.\n"}
 	if err := cs.send(r.Context(), msg); err != nil {
 		// Nobody can accept an invitation whose link was not sent.
-		cs.db.ExecContext(context.WithoutCancel(r.Context()), cs.db.Rebind("DELETE FROM invitations WHERE id = ?"), v.ID)
+		ctx := context.WithoutCancel(r.Context())
+		if derr := cs.db.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, cs.db.Rebind("DELETE FROM invitations WHERE id = ?"), v.ID); err != nil {
+				return err
+			}
+			return cs.auditTx(ctx, tx, p, "invitation.delete", "invitation:"+strconv.FormatInt(v.ID, 10),
+				map[string]any{"email": email, "role": rl, "organisation_id": p.orgID}, map[string]any{"reason": "mail_failed"})
+		}); derr != nil {
+			cs.log.Error("deleting an unsent invitation failed", "invitation", v.ID, "err", derr)
+		}
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "invitation.create", "invitation:"+strconv.FormatInt(v.ID, 10), nil,
-		map[string]any{"email": email, "role": rl, "organisation_id": p.orgID})
 	writeJSON(w, http.StatusCreated, v)
 }
 
@@ -161,20 +172,24 @@ func (cs *Console) revokeInvitation(w http.ResponseWriter, r *http.Request, p *p
 		cs.fail(w, err)
 		return
 	}
-	var email, rl string
-	err = cs.db.QueryRowContext(r.Context(), cs.db.Rebind(`UPDATE invitations SET revoked_us = ? WHERE id = ? AND organisation_id = ? AND accepted_us = 0 AND revoked_us = 0
-		RETURNING email, role`), cs.us(), id, p.orgID).Scan(&email, &rl)
-	if errors.Is(err, sql.ErrNoRows) {
-		cs.fail(w, errNotFound)
-		return
-	}
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var email, rl string
+		err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`UPDATE invitations SET revoked_us = ? WHERE id = ? AND organisation_id = ? AND accepted_us = 0 AND revoked_us = 0
+			RETURNING email, role`), cs.us(), id, p.orgID).Scan(&email, &rl)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "invitation.revoke", "invitation:"+strconv.FormatInt(id, 10),
+			map[string]any{"email": email, "role": rl, "organisation_id": p.orgID, "revoked": false},
+			map[string]any{"email": email, "role": rl, "organisation_id": p.orgID, "revoked": true})
+	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "invitation.revoke", "invitation:"+strconv.FormatInt(id, 10),
-		map[string]any{"email": email, "role": rl, "organisation_id": p.orgID, "revoked": false},
-		map[string]any{"email": email, "role": rl, "organisation_id": p.orgID, "revoked": true})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -272,21 +287,24 @@ func (cs *Console) acceptInvitation(w http.ResponseWriter, r *http.Request, _ *p
 			inv.orgID, accountID, string(inv.role)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE invitations SET accepted_us = ? WHERE id = ?"), now, inv.id)
-		return err
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE invitations SET accepted_us = ? WHERE id = ?"), now, inv.id); err != nil {
+			return err
+		}
+		p := &principal{email: inv.email}
+		target := "account:" + strconv.FormatInt(accountID, 10)
+		if newAccount {
+			if err := cs.auditTx(r.Context(), tx, p, "account.create", target, nil, map[string]any{"email": inv.email, "invitation_id": inv.id}); err != nil {
+				return err
+			}
+		}
+		return cs.auditTx(r.Context(), tx, p, "member.add", target, nil,
+			map[string]any{"email": inv.email, "organisation_id": inv.orgID, "role": inv.role, "invitation_id": inv.id})
 	})
 	if err != nil {
 		// Two acceptances creating the same account race on the UNIQUE email: the loser finds the token used.
 		cs.fail(w, err)
 		return
 	}
-	p := &principal{email: inv.email}
-	target := "account:" + strconv.FormatInt(accountID, 10)
-	if newAccount {
-		cs.appendAudit(r.Context(), p, "account.create", target, nil, map[string]any{"email": inv.email, "invitation_id": inv.id})
-	}
-	cs.appendAudit(r.Context(), p, "member.add", target, nil,
-		map[string]any{"email": inv.email, "organisation_id": inv.orgID, "role": inv.role, "invitation_id": inv.id})
 	if newAccount {
 		cs.startSession(w, r, accountID, inv.email, inv.orgID, inv.role, http.StatusCreated)
 		return

@@ -100,13 +100,15 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 		return
 	}
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
-		return cs.setPassword(r, tx, p.accountID, in.NewPassword)
+		if err := cs.setPassword(r, tx, p.accountID, in.NewPassword); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "account.password.change", "account:"+strconv.FormatInt(p.accountID, 10), nil, map[string]any{"email": p.email})
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "account.password.change", "account:"+strconv.FormatInt(p.accountID, 10), nil, map[string]any{"email": p.email})
 	cs.startSession(w, r, p.accountID, p.email, p.orgID, p.role, http.StatusOK)
 }
 
@@ -162,9 +164,16 @@ func (cs *Console) requestReset(w http.ResponseWriter, r *http.Request, _ *princ
 		return
 	}
 	tok, hash := newToken()
-	var id int64
-	err = cs.db.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO password_resets (token_hash, account_id, created_us, expires_us) VALUES (?, ?, ?, ?) RETURNING id"),
-		hash, accountID, now.UnixMicro(), now.Add(ResetLifetime).UnixMicro()).Scan(&id)
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var id int64
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO password_resets (token_hash, account_id, created_us, expires_us) VALUES (?, ?, ?, ?) RETURNING id"),
+			hash, accountID, now.UnixMicro(), now.Add(ResetLifetime).UnixMicro()).Scan(&id); err != nil {
+			return err
+		}
+		// Anyone may ask: the actor is not the account.
+		return cs.auditTx(r.Context(), tx, &principal{email: "anonymous"}, "account.password.reset_request", "account:"+strconv.FormatInt(accountID, 10),
+			nil, map[string]any{"email": email, "reset_id": id, "ip": clientIP(r)})
+	})
 	if err != nil {
 		cs.fail(w, err)
 		return
@@ -172,9 +181,6 @@ func (cs *Console) requestReset(w http.ResponseWriter, r *http.Request, _ *princ
 	cs.send(r.Context(), Message{To: email, Subject: "Stoa password reset",
 		Body: "To choose a new password for your Stoa console account, open this link within an hour:\n\n" +
 			cs.link("/console/reset-password", tok) + "\n\nIf you did not ask for it, ignore this message: your password stays as it is.\n"})
-	// Anyone may ask: the actor is not the account.
-	cs.appendAudit(r.Context(), &principal{email: "anonymous"}, "account.password.reset_request", "account:"+strconv.FormatInt(accountID, 10),
-		nil, map[string]any{"email": email, "reset_id": id, "ip": clientIP(r)})
 	accepted()
 }
 
@@ -209,13 +215,15 @@ func (cs *Console) confirmReset(w http.ResponseWriter, r *http.Request, _ *princ
 		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT email FROM accounts WHERE id = ?"), accountID).Scan(&email); err != nil {
 			return err
 		}
-		return cs.setPassword(r, tx, accountID, in.Password)
+		if err := cs.setPassword(r, tx, accountID, in.Password); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, &principal{email: email}, "account.password.reset", "account:"+strconv.FormatInt(accountID, 10), nil, map[string]any{"email": email})
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
 	cs.throttle.succeed(email)
-	cs.appendAudit(r.Context(), &principal{email: email}, "account.password.reset", "account:"+strconv.FormatInt(accountID, 10), nil, map[string]any{"email": email})
 	w.WriteHeader(http.StatusNoContent)
 }

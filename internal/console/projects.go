@@ -186,13 +186,16 @@ func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *prin
 		if err != nil {
 			return err
 		}
+		// Recorded before it is published: a failure to publish rolls both back.
+		if err := cs.auditTx(r.Context(), tx, p, "project.create", "project:"+pr.AppID, nil, pr.audit()); err != nil {
+			return err
+		}
 		return cs.publish(r.Context(), pr)
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "project.create", "project:"+pr.AppID, nil, pr.audit())
 	w.Header().Set("ETag", pr.etag())
 	writeJSON(w, http.StatusCreated, struct {
 		*project
@@ -208,7 +211,6 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 		cs.fail(w, errForbidden)
 		return
 	}
-	var before, after map[string]any
 	var pr *project
 	var cert string
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
@@ -220,7 +222,7 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 		if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != pr.etag() {
 			return errorf(http.StatusPreconditionFailed, "version_mismatch", "the project changed; reload it (ETag %s)", pr.etag())
 		}
-		before = pr.audit()
+		before := pr.audit()
 		if cert, err = fn(tx, pr); err != nil {
 			return err
 		}
@@ -236,14 +238,15 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 			version = ?, updated_us = ? WHERE id = ?`), pr.Name, enabled, pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
 			return err
 		}
-		after = pr.audit()
+		if err := cs.auditTx(r.Context(), tx, p, action, "project:"+pr.AppID, before, pr.audit()); err != nil {
+			return err
+		}
 		return cs.publish(r.Context(), pr)
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, action, "project:"+pr.AppID, before, after)
 	w.Header().Set("ETag", pr.etag())
 	if cert != "" {
 		writeJSON(w, http.StatusCreated, struct {
@@ -314,6 +317,9 @@ func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *prin
 		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM projects WHERE id = ?"), pr.ID); err != nil {
 			return err
 		}
+		if err := cs.auditTx(r.Context(), tx, p, "project.delete", "project:"+pr.AppID, pr.audit(), nil); err != nil {
+			return err
+		}
 		if cs.cluster != nil {
 			if err := cs.cluster.DeleteProject(r.Context(), pr.AppID); err != nil {
 				cs.log.Error("deleting project from the cluster failed", "app_id", pr.AppID, "err", err)
@@ -326,7 +332,6 @@ func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *prin
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "project.delete", "project:"+pr.AppID, pr.audit(), nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

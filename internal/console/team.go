@@ -227,17 +227,19 @@ func (cs *Console) patchMember(w http.ResponseWriter, r *http.Request, p *princi
 				return err
 			}
 		}
-		_, err = tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE memberships SET role = ? WHERE organisation_id = ? AND account_id = ?"), string(to), p.orgID, id)
-		return err
+		if from == to {
+			return nil
+		}
+		if _, err = tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE memberships SET role = ? WHERE organisation_id = ? AND account_id = ?"), string(to), p.orgID, id); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "member.update", "account:"+strconv.FormatInt(id, 10),
+			map[string]any{"email": email, "organisation_id": p.orgID, "role": from},
+			map[string]any{"email": email, "organisation_id": p.orgID, "role": to})
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
-	}
-	if from != to {
-		cs.appendAudit(r.Context(), p, "member.update", "account:"+strconv.FormatInt(id, 10),
-			map[string]any{"email": email, "organisation_id": p.orgID, "role": from},
-			map[string]any{"email": email, "organisation_id": p.orgID, "role": to})
 	}
 	writeJSON(w, http.StatusOK, memberView{ID: id, Email: email, Role: string(to)})
 }
@@ -275,19 +277,20 @@ func (cs *Console) removeMember(w http.ResponseWriter, r *http.Request, p *princ
 			return err
 		}
 		// The member's sessions on this organisation stop working anyway (see sessionPrincipal); drop them.
-		_, err = tx.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM sessions WHERE account_id = ? AND organisation_id = ?"), id, p.orgID)
-		return err
+		if _, err = tx.ExecContext(r.Context(), cs.db.Rebind("DELETE FROM sessions WHERE account_id = ? AND organisation_id = ?"), id, p.orgID); err != nil {
+			return err
+		}
+		action := "member.remove"
+		if leave {
+			action = "member.leave"
+		}
+		return cs.auditTx(r.Context(), tx, p, action, "account:"+strconv.FormatInt(id, 10),
+			map[string]any{"email": email, "organisation_id": p.orgID, "role": from}, nil)
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
-	action := "member.remove"
-	if leave {
-		action = "member.leave"
-	}
-	cs.appendAudit(r.Context(), p, action, "account:"+strconv.FormatInt(id, 10),
-		map[string]any{"email": email, "organisation_id": p.orgID, "role": from}, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -169,13 +169,13 @@ func (cs *Console) confirmTOTP(w http.ResponseWriter, r *http.Request, p *princi
 		cs.failAuth(w, err)
 		return
 	}
-	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("UPDATE accounts SET totp_enabled = 1 WHERE id = ?"), p.accountID); err != nil {
+	// The audit log redacts keys naming TOTP, so the state is called second_factor.
+	if err := cs.execAudited(r.Context(), p, "account.totp.enable", "account:"+strconv.FormatInt(p.accountID, 10),
+		map[string]any{"second_factor": false}, map[string]any{"second_factor": true},
+		"UPDATE accounts SET totp_enabled = 1 WHERE id = ?", p.accountID); err != nil {
 		cs.fail(w, err)
 		return
 	}
-	// The audit log redacts keys naming TOTP, so the state is called second_factor.
-	cs.appendAudit(r.Context(), p, "account.totp.enable", "account:"+strconv.FormatInt(p.accountID, 10),
-		map[string]any{"second_factor": false}, map[string]any{"second_factor": true})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -198,11 +198,11 @@ func (cs *Console) disableTOTP(w http.ResponseWriter, r *http.Request, p *princi
 		cs.failAuth(w, err)
 		return
 	}
-	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("UPDATE accounts SET totp_enabled = 0, totp_secret = NULL, totp_last_step = 0 WHERE id = ?"), p.accountID); err != nil {
+	if err := cs.execAudited(r.Context(), p, "account.totp.disable", "account:"+strconv.FormatInt(p.accountID, 10),
+		map[string]any{"second_factor": true}, map[string]any{"second_factor": false},
+		"UPDATE accounts SET totp_enabled = 0, totp_secret = NULL, totp_last_step = 0 WHERE id = ?", p.accountID); err != nil {
 		cs.fail(w, err)
 		return
 	}
-	cs.appendAudit(r.Context(), p, "account.totp.disable", "account:"+strconv.FormatInt(p.accountID, 10),
-		map[string]any{"second_factor": true}, map[string]any{"second_factor": false})
 	w.WriteHeader(http.StatusNoContent)
 }
