@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/edge"
@@ -144,9 +145,10 @@ func publicAddr(ln net.Listener) string {
 
 func edgeCommand() *command {
 	var (
-		rf        roleFlags
-		rtcAddr   string
-		publicIPs string
+		rf           roleFlags
+		rtcAddr      string
+		publicIPs    string
+		qualityEvery time.Duration
 	)
 	return &command{
 		name:    "edge",
@@ -162,10 +164,14 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			rf.register(fs, "edge")
 			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
 			fs.StringVar(&publicIPs, "public-ip", "", "addresses to advertise in ICE candidates (behind 1:1 NAT)")
+			fs.DurationVar(&qualityEvery, "quality-interval", 10*time.Second, "how often each session's quality (loss, jitter, bitrate) is reported, 1s..5m")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
 				return err
+			}
+			if qualityEvery < time.Second || qualityEvery > 5*time.Minute {
+				return usagef("edge: --quality-interval must be 1s..5m, not %s", qualityEvery)
 			}
 			c, ln, scheme, log, err := rf.start(ctx, env, "edge")
 			if err != nil {
@@ -187,7 +193,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			wsScheme := strings.Replace(scheme, "http", "ws", 1)
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
-				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log},
+				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})

@@ -10,7 +10,6 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -137,7 +136,7 @@ var (
 func (cs *Console) authenticate(r *http.Request, email, password, code string) (int64, error) {
 	ip := clientIP(r)
 	now := cs.now()
-	if wait := cs.throttle.locked(now, email, ip); wait > 0 {
+	if wait := cs.loginLocked(r.Context(), now, email, ip); wait > 0 {
 		return 0, &lockedError{wait}
 	}
 	var (
@@ -155,7 +154,7 @@ func (cs *Console) authenticate(r *http.Request, email, password, code string) (
 		accountID = 0
 	}
 	if !checkPassword(password, hash) || accountID == 0 {
-		cs.throttle.fail(now, email, ip)
+		cs.loginFailed(r.Context(), now, email, ip)
 		return 0, errInvalidCredentials
 	}
 	if t.enabled != 0 {
@@ -164,12 +163,12 @@ func (cs *Console) authenticate(r *http.Request, email, password, code string) (
 		}
 		if err := cs.useTOTP(r.Context(), accountID, t, code); err != nil {
 			if errors.Is(err, errInvalidTOTP) {
-				cs.throttle.fail(now, email, ip)
+				cs.loginFailed(r.Context(), now, email, ip)
 			}
 			return 0, err
 		}
 	}
-	cs.throttle.succeed(email)
+	cs.loginSucceeded(r.Context(), email)
 	return accountID, nil
 }
 
@@ -262,64 +261,4 @@ func (cs *Console) accessLog(r *http.Request, email string, ok bool) {
 		cs.us(), email, success, clientIP(r), ua); err != nil {
 		cs.log.Error("access log insert failed", "err", err)
 	}
-}
-
-// throttle counts failed logins per email and per IP address in memory (per console process).
-type throttle struct {
-	mu sync.Mutex
-	m  map[string]*failures
-}
-
-type failures struct {
-	n           int
-	first       time.Time
-	lockedUntil time.Time
-}
-
-func newThrottle() *throttle { return &throttle{m: make(map[string]*failures)} }
-
-// locked returns how long email or ip remains locked, 0 if neither is.
-func (t *throttle) locked(now time.Time, email, ip string) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var wait time.Duration
-	for _, k := range []string{"e:" + email, "i:" + ip} {
-		if f := t.m[k]; f != nil && now.Before(f.lockedUntil) {
-			wait = max(wait, f.lockedUntil.Sub(now))
-		}
-	}
-	return wait
-}
-
-func (t *throttle) fail(now time.Time, email, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.m) > 100000 {
-		for k, f := range t.m {
-			if now.Sub(f.first) > LockoutPeriod && now.After(f.lockedUntil) {
-				delete(t.m, k)
-			}
-		}
-	}
-	for _, k := range []struct {
-		key   string
-		limit int
-	}{{"e:" + email, MaxEmailFailures}, {"i:" + ip, MaxIPFailures}} {
-		f := t.m[k.key]
-		if f == nil || now.Sub(f.first) > LockoutPeriod {
-			f = &failures{first: now}
-			t.m[k.key] = f
-		}
-		f.n++
-		if f.n >= k.limit {
-			f.lockedUntil = now.Add(LockoutPeriod)
-			f.n, f.first = 0, now
-		}
-	}
-}
-
-func (t *throttle) succeed(email string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, "e:"+email)
 }

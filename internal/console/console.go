@@ -82,21 +82,21 @@ const (
 
 // Console serves the console API. It is safe for concurrent use.
 type Console struct {
-	db       *store.DB
-	cluster  Cluster
-	audit    *audit.Log
-	seal     *sealer
-	secure   bool
-	log      *slog.Logger
-	now      func() time.Time
-	argon    Argon2Params
-	dummy    string // a hash checked for unknown emails, so that their logins take as long as known ones
-	throttle *throttle
-	cop      *http.CrossOriginProtection
-	mux      *http.ServeMux
-	team     team            // mailer, public URL and request limits of team.go
-	retain   store.Retention // see purge.go
-	ui       *ui             // the web UI's templates, see web.go
+	db      *store.DB
+	cluster Cluster
+	audit   *audit.Log
+	seal    *sealer
+	secure  bool
+	log     *slog.Logger
+	now     func() time.Time
+	argon   Argon2Params
+	dummy   string  // a hash checked for unknown emails, so that their logins take as long as known ones
+	limits  limiter // login lockouts and request limits, see limits.go
+	cop     *http.CrossOriginProtection
+	mux     *http.ServeMux
+	team    team            // mailer and public URL of team.go
+	retain  store.Retention // see purge.go
+	ui      *ui             // the web UI's templates, see web.go
 }
 
 // New returns a Console for c, creating the key file if needed.
@@ -134,15 +134,12 @@ func New(c Config) (*Console, error) {
 		cs.argon = *c.Argon2
 	}
 	cs.dummy = hashPassword(randomHex(16), cs.argon)
-	cs.throttle = newThrottle()
+	cs.limits = limiter{db: c.DB}
 	cs.team = newTeam(c)
 	cs.mux = http.NewServeMux()
 	for _, rt := range cs.routes() {
 		cs.mux.Handle(rt.Method+" "+rt.Path, cs.wrap(rt))
 	}
-	cs.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
 	if cs.ui, err = newUI(); err != nil {
 		return nil, err
 	}
@@ -151,7 +148,41 @@ func New(c Config) (*Console, error) {
 }
 
 // Handler returns the console's HTTP handler, serving the API under /api/v1/ and the web UI under /console/.
-func (cs *Console) Handler() http.Handler { return cs.mux }
+func (cs *Console) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := cs.mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
+			// The mux's own answer (no such path, or a method the path does not take), in the API's format.
+			w = &jsonMuxError{ResponseWriter: w}
+		}
+		cs.mux.ServeHTTP(w, r)
+	})
+}
+
+// jsonMuxError turns the mux's plain-text 404 and 405 into the API's JSON errors (keeping the Allow header).
+type jsonMuxError struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (j *jsonMuxError) WriteHeader(status int) {
+	switch status {
+	case http.StatusNotFound:
+		writeError(j.ResponseWriter, status, "not_found", "no such endpoint")
+	case http.StatusMethodNotAllowed:
+		writeError(j.ResponseWriter, status, "method_not_allowed", "this endpoint does not take this method; allowed: "+j.Header().Get("Allow"))
+	default:
+		j.ResponseWriter.WriteHeader(status)
+		return
+	}
+	j.replaced = true
+}
+
+func (j *jsonMuxError) Write(b []byte) (int, error) {
+	if j.replaced {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
 
 // auth says who may call a route.
 type auth int

@@ -281,6 +281,34 @@ func TestLockout(t *testing.T) {
 	})
 }
 
+// TestLockoutSharedByConsoles: failures counted by one console lock the email on another sharing the database.
+func TestLockoutSharedByConsoles(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		e.signup("ada@example.com")
+		second := *e
+		cs2, err := New(Config{DB: e.db, Audit: e.cs.audit, KeyFile: e.keyFile, Clock: e.clock.now,
+			Argon2: &Argon2Params{Time: 1, Memory: 64, Threads: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		second.srv = httptest.NewServer(cs2.Handler())
+		t.Cleanup(second.srv.Close)
+		one, two := &client{e: e}, &client{e: &second}
+		bad := map[string]string{"email": "ada@example.com", "password": "wrong password!!"}
+		for i := range MaxEmailFailures {
+			c := one
+			if i%2 == 1 {
+				c = two
+			}
+			c.must(401, "POST", "/api/v1/login", bad)
+		}
+		for _, c := range []*client{one, two} {
+			c.must(429, "POST", "/api/v1/login", map[string]string{"email": "ada@example.com", "password": testPassword})
+		}
+	})
+}
+
 func TestCSRF(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, dsn string) {
 		e := newEnv(t, dsn)

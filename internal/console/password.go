@@ -85,7 +85,7 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	now := cs.now()
 	ip := clientIP(r)
-	if wait := cs.throttle.locked(now, p.email, ip); wait > 0 {
+	if wait := cs.loginLocked(r.Context(), now, p.email, ip); wait > 0 {
 		cs.failAuth(w, &lockedError{wait})
 		return
 	}
@@ -95,7 +95,7 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 		return
 	}
 	if !checkPassword(in.CurrentPassword, hash) {
-		cs.throttle.fail(now, p.email, ip)
+		cs.loginFailed(r.Context(), now, p.email, ip)
 		cs.fail(w, errorf(http.StatusForbidden, "invalid_credentials", "wrong current password"))
 		return
 	}
@@ -137,7 +137,7 @@ func (cs *Console) requestReset(w http.ResponseWriter, r *http.Request, _ *princ
 		return
 	}
 	now := cs.now()
-	if !cs.team.resets.allow(now, "i:"+clientIP(r), ResetsPerIP, time.Hour) {
+	if !cs.allow(r.Context(), now, "reset:i:"+clientIP(r), ResetsPerIP, time.Hour) {
 		w.Header().Set("Retry-After", "3600")
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many password reset requests; try again later")
 		return
@@ -145,7 +145,7 @@ func (cs *Console) requestReset(w http.ResponseWriter, r *http.Request, _ *princ
 	accepted := func() {
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "if an account exists for this email, a reset link has been sent"})
 	}
-	if !cs.team.resets.allow(now, "e:"+email, ResetsPerEmail, time.Hour) {
+	if !cs.allow(r.Context(), now, "reset:e:"+email, ResetsPerEmail, time.Hour) {
 		accepted() // silently: the answer must not depend on the email
 		return
 	}
@@ -224,6 +224,6 @@ func (cs *Console) confirmReset(w http.ResponseWriter, r *http.Request, _ *princ
 		cs.fail(w, err)
 		return
 	}
-	cs.throttle.succeed(email)
+	cs.loginSucceeded(r.Context(), email)
 	w.WriteHeader(http.StatusNoContent)
 }

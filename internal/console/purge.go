@@ -78,7 +78,7 @@ func (cs *Console) purge(ctx context.Context, batch int) (PurgeReport, error) {
 	for _, pt := range purgeTables {
 		cutoff := now.Add(-pt.period(cs.retain))
 		rep.Cutoffs[pt.category] = cutoff
-		n, err := cs.deleteBatched(ctx, pt.table, "id", "time_us < ?", cutoff.UnixMicro(), batch)
+		n, err := cs.deleteBatched(ctx, pt.table, "id", "time_us < ?", batch, cutoff.UnixMicro())
 		rep.Deleted[pt.category] = n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", pt.category, err))
@@ -89,11 +89,16 @@ func (cs *Console) purge(ctx context.Context, batch int) (PurgeReport, error) {
 		table, key string
 		count      *int64
 	}{{"sessions", "id_hash", &rep.ExpiredSessions}, {"invitations", "id", &rep.ExpiredLinks}, {"password_resets", "id", &rep.ExpiredLinks}} {
-		n, err := cs.deleteBatched(ctx, ex.table, ex.key, "expires_us <= ?", now.UnixMicro(), batch)
+		n, err := cs.deleteBatched(ctx, ex.table, ex.key, "expires_us <= ?", batch, now.UnixMicro())
 		*ex.count += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", ex.table, err))
 		}
+	}
+	// Login and request counters whose window (an hour at most) and lockout are over count nothing any more.
+	if _, err := cs.deleteBatched(ctx, "rate_counters", "counter_key", "window_start_us < ? AND locked_until_us < ?", batch,
+		now.Add(-24*time.Hour).UnixMicro(), now.UnixMicro()); err != nil {
+		errs = append(errs, fmt.Errorf("rate_counters: %w", err))
 	}
 
 	cutoff := now.Add(-cs.retain.AuditLog)
@@ -122,18 +127,18 @@ func (cs *Console) purge(ctx context.Context, batch int) (PurgeReport, error) {
 	return rep, nil
 }
 
-// deleteBatched deletes the rows of table matching where (with one ? for arg), at most batch per statement,
+// deleteBatched deletes the rows of table matching where (with a ? for each of args), at most batch per statement,
 // and returns how many it deleted. table, key and where are constants of this file, never input. The
 // DELETE ... WHERE key IN (SELECT ... LIMIT n) form works on both SQLite and PostgreSQL, neither of which
 // portably supports DELETE ... LIMIT.
-func (cs *Console) deleteBatched(ctx context.Context, table, key, where string, arg int64, batch int) (int64, error) {
+func (cs *Console) deleteBatched(ctx context.Context, table, key, where string, batch int, args ...any) (int64, error) {
 	q := cs.db.Rebind(fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT ?)", table, key, key, table, where))
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		res, err := cs.db.ExecContext(ctx, q, arg, batch)
+		res, err := cs.db.ExecContext(ctx, q, append(args, batch)...)
 		if err != nil {
 			return total, err
 		}

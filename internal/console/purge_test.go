@@ -136,6 +136,11 @@ func TestPurge(t *testing.T) {
 				sha256Sum(fmt.Sprint(i)), accountID, exp)
 		}
 		wantSessions := []int64{us(now) + 1, us(now.Add(SessionLifetime))}
+		// Counters: gone once their window is a day old and no lockout holds.
+		for key, row := range map[string][2]int64{"old": {us(now.Add(-25 * time.Hour)), 0}, "locked": {us(now.Add(-25 * time.Hour)), us(now) + 1},
+			"recent": {us(now.Add(-time.Hour)), 0}} {
+			e.exec("INSERT INTO rate_counters (counter_key, window_start_us, count, locked_until_us) VALUES (?, ?, 1, ?)", key, row[0], row[1])
+		}
 		// Invitations and reset tokens likewise.
 		for i, exp := range []int64{us(now) - 1, us(now), us(now) + 1} {
 			e.exec("INSERT INTO invitations (organisation_id, email, role, token_hash, invited_by, created_us, expires_us) VALUES (1, 'x@example.com', 'member', ?, 'ada', 0, ?)",
@@ -152,6 +157,20 @@ func TestPurge(t *testing.T) {
 		wantDeleted := map[string]int64{"media_logs": 5, "analytics": 5, "access_log": 5, "audit_log": 3}
 		if !maps(rep.Deleted, wantDeleted) || rep.ExpiredSessions != 2 || rep.ExpiredLinks != 4 || rep.AuditPurgeSeq == 0 || !rep.Time.Equal(now) {
 			t.Errorf("report %+v; want deleted %v, 2 sessions and 4 tokens", rep, wantDeleted)
+		}
+		var left []string
+		rows, err := e.db.Query("SELECT counter_key FROM rate_counters ORDER BY counter_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			left = append(left, k)
+		}
+		rows.Close()
+		if !slices.Equal(left, []string{"locked", "recent"}) {
+			t.Errorf("rate counters left: %v, want locked and recent", left)
 		}
 		for _, table := range []string{"invitations", "password_resets"} {
 			if got := e.times(table, "expires_us"); !slices.Equal(got, []int64{us(now) + 1}) {

@@ -13,19 +13,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 )
 
 // team is the state of the team endpoints.
 type team struct {
 	mailer    Mailer // nil drops messages
 	publicURL string // without a trailing slash
-	resets    *rateLimit
 }
 
 func newTeam(c Config) team {
-	return team{mailer: c.Mailer, publicURL: strings.TrimRight(c.PublicURL, "/"), resets: newRateLimit()}
+	return team{mailer: c.Mailer, publicURL: strings.TrimRight(c.PublicURL, "/")}
 }
 
 // teamRoutes are the endpoints for members, invitations, roles, TOTP and passwords.
@@ -292,39 +289,6 @@ func (cs *Console) removeMember(w http.ResponseWriter, r *http.Request, p *princ
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// rateLimit counts requests per key in fixed windows, in memory (per console process).
-type rateLimit struct {
-	mu sync.Mutex
-	m  map[string]*window
-}
-
-type window struct {
-	start time.Time
-	n     int
-}
-
-func newRateLimit() *rateLimit { return &rateLimit{m: make(map[string]*window)} }
-
-// allow counts a request for key and reports whether it is within limit requests per period.
-func (l *rateLimit) allow(now time.Time, key string, limit int, period time.Duration) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) > 100000 {
-		for k, w := range l.m {
-			if now.Sub(w.start) > period {
-				delete(l.m, k)
-			}
-		}
-	}
-	w := l.m[key]
-	if w == nil || now.Sub(w.start) > period {
-		w = &window{start: now}
-		l.m[key] = w
-	}
-	w.n++
-	return w.n <= limit
 }
 
 // send mails m, or drops it with a warning when no mailer is configured. The warning names the recipient and

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -139,5 +140,19 @@ func TestChart(t *testing.T) {
 		if got := niceCeil(v); math.Abs(got-want) > 1e-9 {
 			t.Errorf("niceCeil(%g) = %g, want %g", v, got, want)
 		}
+	}
+}
+
+// TestMuxErrorsAreJSON: unknown API paths and methods get the API's JSON errors.
+func TestMuxErrorsAreJSON(t *testing.T) {
+	e := newEnv(t, filepath.Join(t.TempDir(), "c.db"))
+	c := &client{e: e}
+	r := c.do("PUT", "/api/v1/projects", map[string]string{})
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD, POST" ||
+		r.header.Get("Content-Type") != "application/json" || !strings.Contains(r.raw, `"code":"method_not_allowed"`) {
+		t.Errorf("PUT /api/v1/projects = %d, Allow %q, %s", r.status, r.header.Get("Allow"), r.raw)
+	}
+	if r := c.do("GET", "/api/v1/nothing", nil); r.status != http.StatusNotFound || !strings.Contains(r.raw, `"code":"not_found"`) {
+		t.Errorf("GET /api/v1/nothing = %d %s", r.status, r.raw)
 	}
 }
