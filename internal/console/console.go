@@ -391,20 +391,8 @@ func decode(r *http.Request, v any) error {
 // with the cursor of the next page, or "" on the last one: the extra row tells whether there is a next page.
 func queryPage[T any](ctx context.Context, db *store.DB, limit int, q string, args []any,
 	scan func(*sql.Rows) (T, error), cursor func(T) string) ([]T, string, error) {
-	rows, err := db.QueryContext(ctx, db.Rebind(q), args...)
+	items, err := queryList(ctx, db, q, args, scan)
 	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	items := []T{}
-	for rows.Next() {
-		it, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", err
 	}
 	if len(items) <= limit {
@@ -414,6 +402,24 @@ func queryPage[T any](ctx context.Context, db *store.DB, limit int, q string, ar
 	return items, cursor(items[limit-1]), nil
 }
 
+// queryList runs q and scans every row with scan.
+func queryList[T any](ctx context.Context, db *store.DB, q string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, db.Rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []T{}
+	for rows.Next() {
+		it, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
 // writePage answers a list request with {"items", "next"}.
 func (cs *Console) writePage(w http.ResponseWriter, items any, next string, err error) {
 	if err != nil {
@@ -421,6 +427,15 @@ func (cs *Console) writePage(w http.ResponseWriter, items any, next string, err 
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+// writeList answers an unpaginated list request with {"items"}.
+func (cs *Console) writeList(w http.ResponseWriter, items any, err error) {
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
 // page reads ?limit= (1..100, default 50) and ?after= (an id, default 0).

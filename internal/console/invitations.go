@@ -137,29 +137,15 @@ func (cs *Console) listInvitations(w http.ResponseWriter, r *http.Request, p *pr
 		cs.fail(w, errForbidden)
 		return
 	}
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(`SELECT id, email, role, invited_by, created_us, expires_us FROM invitations
-		WHERE organisation_id = ? AND accepted_us = 0 AND revoked_us = 0 AND expires_us > ? ORDER BY id`), p.orgID, cs.us())
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	items := []invitationView{}
-	for rows.Next() {
-		var v invitationView
-		var created, expires int64
-		if err := rows.Scan(&v.ID, &v.Email, &v.Role, &v.InvitedBy, &created, &expires); err != nil {
-			cs.fail(w, err)
-			return
-		}
-		v.Created, v.Expires = rfc3339(created), rfc3339(expires)
-		items = append(items, v)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	items, err := queryList(r.Context(), cs.db, `SELECT id, email, role, invited_by, created_us, expires_us FROM invitations
+		WHERE organisation_id = ? AND accepted_us = 0 AND revoked_us = 0 AND expires_us > ? ORDER BY id`, []any{p.orgID, cs.us()},
+		func(rows *sql.Rows) (v invitationView, err error) {
+			var created, expires int64
+			err = rows.Scan(&v.ID, &v.Email, &v.Role, &v.InvitedBy, &created, &expires)
+			v.Created, v.Expires = rfc3339(created), rfc3339(expires)
+			return v, err
+		})
+	cs.writeList(w, items, err)
 }
 
 func (cs *Console) revokeInvitation(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -76,28 +76,14 @@ func parseRole(s string) (role, error) {
 }
 
 func (cs *Console) listOrganisations(w http.ResponseWriter, r *http.Request, p *principal) {
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(`SELECT o.id, o.name, m.role FROM memberships m
-		JOIN organisations o ON o.id = m.organisation_id WHERE m.account_id = ? ORDER BY o.id`), p.accountID)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	items := []orgView{}
-	for rows.Next() {
-		var o orgView
-		if err := rows.Scan(&o.ID, &o.Name, &o.Role); err != nil {
-			cs.fail(w, err)
-			return
-		}
-		o.Current = o.ID == p.orgID
-		items = append(items, o)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	items, err := queryList(r.Context(), cs.db, `SELECT o.id, o.name, m.role FROM memberships m
+		JOIN organisations o ON o.id = m.organisation_id WHERE m.account_id = ? ORDER BY o.id`, []any{p.accountID},
+		func(rows *sql.Rows) (o orgView, err error) {
+			err = rows.Scan(&o.ID, &o.Name, &o.Role)
+			o.Current = o.ID == p.orgID
+			return o, err
+		})
+	cs.writeList(w, items, err)
 }
 
 func (cs *Console) switchOrganisation(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -124,27 +110,13 @@ func (cs *Console) switchOrganisation(w http.ResponseWriter, r *http.Request, p 
 }
 
 func (cs *Console) listMembers(w http.ResponseWriter, r *http.Request, p *principal) {
-	rows, err := cs.db.QueryContext(r.Context(), cs.db.Rebind(`SELECT a.id, a.email, m.role FROM memberships m
-		JOIN accounts a ON a.id = m.account_id WHERE m.organisation_id = ? ORDER BY a.id`), p.orgID)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	defer rows.Close()
-	items := []memberView{}
-	for rows.Next() {
-		var m memberView
-		if err := rows.Scan(&m.ID, &m.Email, &m.Role); err != nil {
-			cs.fail(w, err)
-			return
-		}
-		items = append(items, m)
-	}
-	if err := rows.Err(); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	items, err := queryList(r.Context(), cs.db, `SELECT a.id, a.email, m.role FROM memberships m
+		JOIN accounts a ON a.id = m.account_id WHERE m.organisation_id = ? ORDER BY a.id`, []any{p.orgID},
+		func(rows *sql.Rows) (m memberView, err error) {
+			err = rows.Scan(&m.ID, &m.Email, &m.Role)
+			return m, err
+		})
+	cs.writeList(w, items, err)
 }
 
 // lockMember locks the organisation's row (serialising its membership changes, so that two owners cannot

@@ -151,6 +151,14 @@ func (cs *Console) checkCode(r *http.Request, p *principal, t totpState, code st
 }
 
 func (cs *Console) confirmTOTP(w http.ResponseWriter, r *http.Request, p *principal) {
+	cs.switchTOTP(w, r, p, true)
+}
+func (cs *Console) disableTOTP(w http.ResponseWriter, r *http.Request, p *principal) {
+	cs.switchTOTP(w, r, p, false)
+}
+
+// switchTOTP turns the second factor on (confirming the enrolment in progress) or off, with a current code.
+func (cs *Console) switchTOTP(w http.ResponseWriter, r *http.Request, p *principal, on bool) {
 	var in totpCode
 	if err := decode(r, &in); err != nil {
 		cs.fail(w, err)
@@ -161,8 +169,17 @@ func (cs *Console) confirmTOTP(w http.ResponseWriter, r *http.Request, p *princi
 		cs.fail(w, err)
 		return
 	}
-	if t.enabled != 0 || t.sealed == nil {
-		cs.fail(w, errorf(http.StatusConflict, "no_totp_enrolment", "no TOTP enrolment is in progress"))
+	action, update := "account.totp.disable", "UPDATE accounts SET totp_enabled = 0, totp_secret = NULL, totp_last_step = 0 WHERE id = ?"
+	switch {
+	case on && (t.enabled != 0 || t.sealed == nil):
+		err = errorf(http.StatusConflict, "no_totp_enrolment", "no TOTP enrolment is in progress")
+	case !on && t.enabled == 0:
+		err = errorf(http.StatusConflict, "totp_disabled", "TOTP is not on")
+	case on:
+		action, update = "account.totp.enable", "UPDATE accounts SET totp_enabled = 1 WHERE id = ?"
+	}
+	if err != nil {
+		cs.fail(w, err)
 		return
 	}
 	if err := cs.checkCode(r, p, t, in.Code); err != nil {
@@ -170,37 +187,8 @@ func (cs *Console) confirmTOTP(w http.ResponseWriter, r *http.Request, p *princi
 		return
 	}
 	// The audit log redacts keys naming TOTP, so the state is called second_factor.
-	if err := cs.execAudited(r.Context(), p, "account.totp.enable", "account:"+strconv.FormatInt(p.accountID, 10),
-		map[string]any{"second_factor": false}, map[string]any{"second_factor": true},
-		"UPDATE accounts SET totp_enabled = 1 WHERE id = ?", p.accountID); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (cs *Console) disableTOTP(w http.ResponseWriter, r *http.Request, p *principal) {
-	var in totpCode
-	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	t, err := cs.totpState(r.Context(), p.accountID)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	if t.enabled == 0 {
-		cs.fail(w, errorf(http.StatusConflict, "totp_disabled", "TOTP is not on"))
-		return
-	}
-	if err := cs.checkCode(r, p, t, in.Code); err != nil {
-		cs.failAuth(w, err)
-		return
-	}
-	if err := cs.execAudited(r.Context(), p, "account.totp.disable", "account:"+strconv.FormatInt(p.accountID, 10),
-		map[string]any{"second_factor": true}, map[string]any{"second_factor": false},
-		"UPDATE accounts SET totp_enabled = 0, totp_secret = NULL, totp_last_step = 0 WHERE id = ?", p.accountID); err != nil {
+	if err := cs.execAudited(r.Context(), p, action, "account:"+strconv.FormatInt(p.accountID, 10),
+		map[string]any{"second_factor": !on}, map[string]any{"second_factor": on}, update, p.accountID); err != nil {
 		cs.fail(w, err)
 		return
 	}
