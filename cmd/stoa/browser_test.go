@@ -154,12 +154,24 @@ func TestBrowserConsole(t *testing.T) {
 		// The page reloads with the invitation in its table.
 		chromedp.WaitVisible(chromedp.Search(`//table[@id="invitations"]//td[text()="grace@example.com"]`)))
 
-	do("audit", chromedp.Navigate(d.url+"/console/audit"), chromedp.WaitVisible(css(`#audit`)))
+	// Log out, then log in again: the login page brings the browser back to the page it was sent away from.
+	do("logout", chromedp.Click(css(`header .who button[type=submit]`)),
+		chromedp.WaitVisible(css(`form[data-api="/api/v1/login"]`)),
+		chromedp.Navigate(d.url+"/console/audit"),
+		chromedp.WaitVisible(css(`form[data-api="/api/v1/login"]`)))
+	do("login", chromedp.SendKeys(css(`input[name=email]`), "ada@example.com"),
+		chromedp.SendKeys(css(`input[name=password]`), "correct horse battery staple"),
+		chromedp.Click(css(`form[data-api="/api/v1/login"] button[type=submit]`)))
+
+	do("audit", chromedp.WaitVisible(css(`#audit`)))
 	actions := value(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#audit td.action')].map(td => td.textContent)`))
-	for _, want := range []string{"project.create", "project.certificate.add", "project.certificate.promote"} {
+	for _, want := range []string{"project.create", "project.certificate.add", "project.certificate.promote", "invitation.create"} {
 		if !contains(actions, want) {
 			t.Errorf("audit page lacks %s: %v", want, actions)
 		}
+	}
+	if logins := value(t, ctx, chromedp.Text(css(`#access tbody`))); !strings.Contains(logins, "ada@example.com") || !strings.Contains(logins, "success") {
+		t.Errorf("recent logins: %q", logins)
 	}
 }
 
