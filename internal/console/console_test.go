@@ -67,7 +67,7 @@ func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	db      *store.DB
 	cs      *Console
 	srv     *httptest.Server
@@ -90,7 +90,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-func newEnv(t *testing.T, pathOrDSN string) *env {
+func newEnv(t testing.TB, pathOrDSN string) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, pathOrDSN)

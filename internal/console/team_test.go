@@ -41,7 +41,7 @@ func (f *fakeMailer) count() int {
 var tokenRE = regexp.MustCompile(`token=([A-Za-z0-9_-]+)`)
 
 // token returns the token in the link of the last message, which must be to to.
-func (f *fakeMailer) token(t *testing.T, to string) string {
+func (f *fakeMailer) token(t testing.TB, to string) string {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
