@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +61,7 @@ deleted; no period may exceed 730 days (two years).`,
 			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
 			retain.register(fs)
-			fs.StringVar(&publicURL, "public-url", "", "the console's address as users reach it, for links in mails (default: the listener's)")
+			fs.StringVar(&publicURL, "public-url", "", "the console's address as users reach it: links in mails start with it, and the console answers only to its host name (and, on loopback, to loopback names)")
 			fs.StringVar(&smtp.Addr, "smtp", "", "SMTP server host:port for invitations and password resets (STARTTLS required off loopback); without it, mails are dropped")
 			fs.StringVar(&smtp.From, "smtp-from", "", "sender address of the console's mails")
 			fs.StringVar(&smtp.Username, "smtp-user", "", "SMTP user name")
@@ -112,11 +114,17 @@ deleted; no period may exceed 730 days (two years).`,
 				return err
 			}
 			base := scheme + "://" + publicAddr(ln)
+			hosts, err := consoleHosts(ln.Addr(), publicURL)
+			if err != nil {
+				ln.Close()
+				return err
+			}
 			if publicURL == "" {
 				publicURL = base
 			}
 			cs, closeDB, err := openConsole(ctx, consoleOptions{db: db, dataDir: dataDir, cluster: clusterHandle,
-				secure: scheme == "https", retain: retention, mailer: mailer, publicURL: strings.TrimSuffix(publicURL, "/"), log: log})
+				secure: scheme == "https", retain: retention, mailer: mailer, publicURL: strings.TrimSuffix(publicURL, "/"),
+				hosts: hosts, log: log})
 			if err != nil {
 				ln.Close()
 				return err
@@ -237,6 +245,7 @@ type consoleOptions struct {
 	retain      store.Retention
 	mailer      console.Mailer // sends invitations and password resets; nil drops them with a warning
 	publicURL   string         // the console's address as its users reach it, for links in mails
+	hosts       []string       // the Host headers it answers to (see consoleHosts); nil: any
 	log         *slog.Logger
 }
 
@@ -263,7 +272,7 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 		return fail(err)
 	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
-		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL})
+		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL, Hosts: o.hosts})
 	if err != nil {
 		return fail(err)
 	}
@@ -292,4 +301,28 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 		<-purged
 		sdb.Close()
 	}, nil
+}
+
+// consoleHosts returns the Host headers a console listening on addr answers to: the loopback names with its port
+// when it listens on loopback (so that no DNS-rebinding page can reach it under another name), and the host of
+// publicURL when one is given. nil, when it listens elsewhere without a public URL, answers any Host.
+func consoleHosts(addr net.Addr, publicURL string) ([]string, error) {
+	var hosts []string
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		port := strconv.Itoa(tcp.Port)
+		for _, h := range []string{"127.0.0.1", "localhost", "[::1]", tcp.IP.String()} {
+			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+				h = "[" + h + "]"
+			}
+			hosts = append(hosts, h+":"+port)
+		}
+	}
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usagef("console: --public-url must be like https://console.example.com, not %q", publicURL)
+		}
+		hosts = append(hosts, u.Host)
+	}
+	return hosts, nil
 }

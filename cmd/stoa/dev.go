@@ -168,8 +168,14 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	url := scheme + "://" + publicAddr(ln)
 	// The console keeps its SQLite database and keys in the data directory and publishes projects to the bus.
 	// There is no mail server: invitation and password-reset mails, links included, go to the log.
+	hosts, err := consoleHosts(ln.Addr(), "")
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	cons, closeConsole, err := openConsole(ctx, consoleOptions{db: filepath.Join(o.dataDir, "console.db"), dataDir: o.dataDir,
-		cluster: bus, secure: scheme == "https", retain: o.retain, mailer: console.NewLogMailer(o.log), publicURL: url, log: o.log})
+		cluster: bus, secure: scheme == "https", retain: o.retain, mailer: console.NewLogMailer(o.log), publicURL: url,
+		hosts: hosts, log: o.log})
 	if err != nil {
 		ln.Close()
 		return err

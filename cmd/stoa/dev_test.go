@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -379,5 +380,24 @@ func TestDevPasswordReset(t *testing.T) {
 	}
 	if strings.Contains(d.log.String(), newPassword) || strings.Contains(d.log.String(), oldPassword) {
 		t.Error("a password is in the log")
+	}
+}
+
+// TestDevRefusesOtherHosts: stoa dev listens on loopback, where a web page using DNS rebinding could reach its
+// console under the page's own host name; the console answers only to loopback names.
+func TestDevRefusesOtherHosts(t *testing.T) {
+	d := startDev(t)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(d.url, "http://"))
+	for host, want := range map[string]int{"localhost:" + port: 200, "rebind.example:" + port: 421} {
+		req, _ := http.NewRequest("GET", d.url+"/console/login", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
 	}
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// Retention says how long each category of data is kept before [Console.Purge] deletes it; the zero value
 	// means store.DefaultRetention. New refuses a retention that does not validate.
 	Retention store.Retention
+	// Hosts are the Host headers (host:port, as browsers send them) the console answers to; others get 421.
+	// This defeats DNS rebinding, by which a web page makes a browser send requests to a console on loopback
+	// under the page's own name. Empty answers every Host (a console behind a proxy that checks it).
+	Hosts []string
 }
 
 // Session and login policy.
@@ -97,6 +101,7 @@ type Console struct {
 	team    team            // mailer and public URL of team.go
 	retain  store.Retention // see purge.go
 	ui      *ui             // the web UI's templates, see web.go
+	hosts   map[string]bool // Config.Hosts, lowercased; nil answers any
 }
 
 // New returns a Console for c, creating the key file if needed.
@@ -135,6 +140,12 @@ func New(c Config) (*Console, error) {
 	}
 	cs.dummy = hashPassword(randomHex(16), cs.argon)
 	cs.limits = limiter{db: c.DB}
+	if len(c.Hosts) > 0 {
+		cs.hosts = make(map[string]bool)
+		for _, h := range c.Hosts {
+			cs.hosts[strings.ToLower(h)] = true
+		}
+	}
 	cs.team = newTeam(c)
 	cs.mux = http.NewServeMux()
 	for _, rt := range cs.routes() {
@@ -150,6 +161,10 @@ func New(c Config) (*Console, error) {
 // Handler returns the console's HTTP handler, serving the API under /api/v1/ and the web UI under /console/.
 func (cs *Console) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(cs.hosts) > 0 && !cs.hosts[strings.ToLower(r.Host)] {
+			writeError(w, http.StatusMisdirectedRequest, "unknown_host", "this console does not answer to this host name")
+			return
+		}
 		if _, pattern := cs.mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
 			// The mux's own answer (no such path, or a method the path does not take), in the API's format.
 			w = &jsonMuxError{ResponseWriter: w}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -154,5 +155,25 @@ func TestMuxErrorsAreJSON(t *testing.T) {
 	}
 	if r := c.do("GET", "/api/v1/nothing", nil); r.status != http.StatusNotFound || !strings.Contains(r.raw, `"code":"not_found"`) {
 		t.Errorf("GET /api/v1/nothing = %d %s", r.status, r.raw)
+	}
+}
+
+// TestHostCheck: with Hosts set, requests naming another host (DNS rebinding) are refused before anything runs.
+func TestHostCheck(t *testing.T) {
+	e := newEnv(t, filepath.Join(t.TempDir(), "c.db"))
+	cs, err := New(Config{DB: e.db, Audit: e.cs.audit, KeyFile: e.keyFile, Hosts: []string{"127.0.0.1:7880", "Localhost:7880"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]int{"127.0.0.1:7880": 200, "localhost:7880": 200, "rebind.example:7880": 421, "127.0.0.1:80": 421} {
+		for _, path := range []string{"/console/login", "/api/v1/openapi.json"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Host = host
+			rec := httptest.NewRecorder()
+			cs.Handler().ServeHTTP(rec, req)
+			if rec.Code != want || (want == 421 && !strings.Contains(rec.Body.String(), `"code":"unknown_host"`)) {
+				t.Errorf("GET %s with Host %s = %d %s, want %d", path, host, rec.Code, rec.Body.String(), want)
+			}
+		}
 	}
 }
