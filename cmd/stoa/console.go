@@ -119,6 +119,9 @@ deleted; no period may exceed 730 days (two years).`,
 				ln.Close()
 				return err
 			}
+			if hosts == nil {
+				log.Warn("no --public-url: the console answers to any Host header and mails carry the listener's address")
+			}
 			if publicURL == "" {
 				publicURL = base
 			}
