@@ -96,7 +96,6 @@ func (cs *Console) login(w http.ResponseWriter, r *http.Request, _ *principal) {
 	}
 	email := strings.ToLower(strings.TrimSpace(c.Email))
 	accountID, err := cs.authenticate(r, email, c.Password, c.TOTP)
-	cs.accessLog(r, email, err == nil)
 	if err != nil {
 		cs.failAuth(w, err)
 		return
@@ -130,10 +129,12 @@ var (
 	errInvalidTOTP        = errorf(http.StatusUnauthorized, "invalid_totp", "wrong, expired or already used TOTP code")
 )
 
-// authenticate checks email's password and, if the account has TOTP, code; it returns the account id. Wrong
+// authenticate checks email's password and, if the account has TOTP, code, and records the attempt in the access
+// log; it returns the account id. Wrong
 // passwords and wrong codes count as failures in the login throttle; a missing code does not. Unknown emails
 // cost a password hash too, so that timing does not tell them apart.
-func (cs *Console) authenticate(r *http.Request, email, password, code string) (int64, error) {
+func (cs *Console) authenticate(r *http.Request, email, password, code string) (_ int64, err error) {
+	defer func() { cs.accessLog(r, email, err == nil) }() // every attempt, whichever route makes it
 	ip := clientIP(r)
 	now := cs.now()
 	if wait := cs.loginLocked(r.Context(), now, email, ip); wait > 0 {
@@ -144,12 +145,12 @@ func (cs *Console) authenticate(r *http.Request, email, password, code string) (
 		hash      string
 		t         totpState
 	)
-	err := cs.db.QueryRowContext(r.Context(), cs.db.Rebind("SELECT id, password_hash, totp_enabled, totp_secret, totp_last_step FROM accounts WHERE email = ?"), email).
+	qerr := cs.db.QueryRowContext(r.Context(), cs.db.Rebind("SELECT id, password_hash, totp_enabled, totp_secret, totp_last_step FROM accounts WHERE email = ?"), email).
 		Scan(&accountID, &hash, &t.enabled, &t.sealed, &t.lastStep)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, err
+	if qerr != nil && !errors.Is(qerr, sql.ErrNoRows) {
+		return 0, qerr
 	}
-	if err != nil || hash == "" {
+	if qerr != nil || hash == "" {
 		hash = cs.dummy // same work for unknown emails
 		accountID = 0
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -462,4 +463,24 @@ func TestOwnersDemoteEachOther(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAcceptWithPasswordIsLogged: proving an account's password to accept an invitation is a login attempt, and
+// the access log records it like one, failed or not.
+func TestAcceptWithPasswordIsLogged(t *testing.T) {
+	e, fm := newTeamEnv(t, filepath.Join(t.TempDir(), "c.db"))
+	owner := e.signup("owner@example.com")
+	e.signup("bea@example.com")
+	tok := owner.invite(fm, "bea@example.com", "member")
+	anon := &client{e: e}
+	anon.must(401, "POST", "/api/v1/invitations/accept", map[string]string{"token": tok, "password": "not her password!"})
+	anon.must(200, "POST", "/api/v1/invitations/accept", map[string]string{"token": tok, "password": testPassword})
+	var got []string
+	for _, it := range owner.must(200, "GET", "/api/v1/access-log", nil).body["items"].([]any) {
+		m := it.(map[string]any)
+		got = append(got, fmt.Sprint(m["email"], " ", m["result"]))
+	}
+	if want := []string{"bea@example.com success", "bea@example.com failure"}; !slices.Equal(got, want) {
+		t.Errorf("access log %v, want %v", got, want)
+	}
 }
