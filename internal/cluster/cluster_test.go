@@ -507,6 +507,55 @@ func TestEvents(t *testing.T) {
 	})
 }
 
+// TestEventBatches: a backlog comes in batches of at most the size asked for, in order; a batch refused by the
+// handler comes again, whole.
+func TestEventBatches(t *testing.T) {
+	buses(t, func(t *testing.T, b bus) {
+		edge := b.node(t, "eu", "edge")
+		console := b.node(t, "eu", "console")
+		const n, max = 50, 20
+		for i := range n {
+			must(t, edge.PublishEvent(context.Background(), "", "join", i))
+		}
+		clustertest.Eventually(t, 3*time.Second, func() error {
+			s := edge.EventStats()
+			return errorf(s.Published == n, "stats %+v", s)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var got, sizes []int
+		refused := false
+		err := console.ConsumeEventBatches(ctx, "batches", max, func(evs []Event) error {
+			sizes = append(sizes, len(evs))
+			if !refused {
+				refused = true
+				return errors.New("database down")
+			}
+			for _, e := range evs {
+				var i int
+				if err := json.Unmarshal(e.Data, &i); err != nil {
+					return err
+				}
+				got = append(got, i)
+			}
+			if len(got) == n {
+				cancel()
+			}
+			return nil
+		})
+		must(t, err)
+		if slices.Sort(got); len(got) != n || got[0] != 0 || got[n-1] != n-1 {
+			t.Fatalf("events %v, want 0..%d once each", got, n-1)
+		}
+		if slices.Max(sizes) > max || sizes[0] < 2 {
+			t.Errorf("batch sizes %v, want at most %d and a backlog in batches", sizes, max)
+		}
+		if err := console.ConsumeEventBatches(ctx, "x", 0, func([]Event) error { return nil }); err == nil {
+			t.Error("batch size 0 accepted")
+		}
+	})
+}
+
 // TestPublishEventNeverBlocks fills the buffer while the bus is down: PublishEvent returns at once and counts drops.
 func TestPublishEventNeverBlocks(t *testing.T) {
 	srv := clustertest.NewServer(t)

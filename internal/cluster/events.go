@@ -122,14 +122,24 @@ func (c *Cluster) publishEvents() {
 	}
 }
 
-// ConsumeEvents delivers the stored events to fn through the durable consumer named durable, created if needed,
-// from the oldest event the consumer has not had acknowledged: a consumer that stops and starts again under the
-// same name resumes where it stopped. An event is acknowledged when fn returns nil and offered again a second
-// later when fn returns an error (delivery is at least once; Event.Seq tells duplicates). Calls of fn are
-// serial. ConsumeEvents returns nil when ctx is done or the Cluster closes; it rides out bus outages.
+// ConsumeEvents delivers the stored events to fn one at a time, as ConsumeEventBatches does in batches of one.
 func (c *Cluster) ConsumeEvents(ctx context.Context, durable string, fn func(Event) error) error {
+	return c.ConsumeEventBatches(ctx, durable, 1, func(evs []Event) error { return fn(evs[0]) })
+}
+
+// ConsumeEventBatches delivers the stored events to fn, in order, in batches of at most max (whatever is waiting,
+// so that a backlog is stored a batch per transaction while a lone event is not held back), through the durable
+// consumer named durable, created if needed, from the oldest event the consumer has not had acknowledged: a
+// consumer that stops and starts again under the same name resumes where it stopped. A batch is acknowledged
+// when fn returns nil and offered again a second later when fn returns an error (delivery is at least once;
+// Event.Seq tells duplicates). Calls of fn are serial. It returns nil when ctx is done or the Cluster closes; it
+// rides out bus outages.
+func (c *Cluster) ConsumeEventBatches(ctx context.Context, durable string, max int, fn func([]Event) error) error {
 	if !validName(durable, 64) {
 		return fmt.Errorf("cluster: consumer name %q: want 1-64 characters of [A-Za-z0-9_-]", durable)
+	}
+	if max < 1 || max > 1000 {
+		return fmt.Errorf("cluster: batch size %d: want 1..1000", max)
 	}
 	return c.goTracked(func(cctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
@@ -138,6 +148,13 @@ func (c *Cluster) ConsumeEvents(ctx context.Context, durable string, fn func(Eve
 		defer stop()
 
 		backoff := 100 * time.Millisecond
+		retry := func(what string, err error) {
+			if ctx.Err() == nil {
+				c.log.Debug(what, "durable", durable, "err", err)
+				sleepCtx(ctx, backoff)
+				backoff = min(2*backoff, 5*time.Second)
+			}
+		}
 		var cons jetstream.Consumer
 		for ctx.Err() == nil {
 			if cons == nil {
@@ -151,63 +168,89 @@ func (c *Cluster) ConsumeEvents(ctx context.Context, durable string, fn func(Eve
 					MaxAckPending: 1000,
 				})
 				if err != nil {
-					if ctx.Err() == nil {
-						c.log.Debug("event consumer", "durable", durable, "err", err)
-						sleepCtx(ctx, backoff)
-						backoff = min(2*backoff, 5*time.Second)
-					}
 					cons = nil
+					retry("event consumer", err)
 					continue
 				}
 			}
-			// The fetch is not cut short when ctx ends: every message it delivers is then either handled or
-			// handed back (Nak), none is left waiting for AckWait. So stopping takes up to fetchWait.
-			fctx, fcancel := context.WithTimeout(context.Background(), fetchWait)
-			batch, err := cons.Fetch(100, jetstream.FetchContext(fctx))
+			// What is waiting, at once; when nothing is, wait for the next event. Neither fetch is cut short when
+			// ctx ends: every message delivered is then handled or handed back (Nak), none is left waiting for
+			// AckWait. So stopping takes up to fetchWait.
+			msgs, err := fetchEvents(cons, max, 0)
+			if err == nil && len(msgs) == 0 {
+				msgs, err = fetchEvents(cons, 1, fetchWait)
+			}
 			if err != nil {
-				fcancel()
-				if ctx.Err() == nil {
-					c.log.Debug("event fetch", "durable", durable, "err", err)
-					if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-						cons = nil
-					}
-					sleepCtx(ctx, backoff)
-					backoff = min(2*backoff, 5*time.Second)
+				for _, m := range msgs {
+					_ = m.Nak()
+				}
+				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+					cons = nil
+				}
+				retry("event fetch", err)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			if ctx.Err() != nil {
+				for _, m := range msgs {
+					_ = m.Nak() // offered again at once, to the next consumer of this name
 				}
 				continue
 			}
-			for m := range batch.Messages() {
-				if ctx.Err() != nil {
-					_ = m.Nak() // offered again at once, to the next consumer of this name
-					continue
-				}
+			evs := make([]Event, 0, len(msgs))
+			kept := msgs[:0]
+			for _, m := range msgs {
 				ev, err := decodeEvent(m, c.evSubjectPrefix)
 				if err != nil {
 					c.log.Warn("malformed event dropped", "subject", m.Subject(), "err", err)
 					_ = m.Term()
 					continue
 				}
-				if err := fn(ev); err != nil {
-					_ = m.NakWithDelay(time.Second)
-					continue
-				}
-				_ = m.Ack()
+				evs, kept = append(evs, ev), append(kept, m)
 			}
-			fcancel()
-			if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) &&
-				!errors.Is(err, context.DeadlineExceeded) {
-				c.log.Debug("event batch", "durable", durable, "err", err)
-				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-					cons = nil
-				}
-				sleepCtx(ctx, backoff)
-				backoff = min(2*backoff, 5*time.Second)
+			if len(evs) == 0 {
 				continue
 			}
-			backoff = 100 * time.Millisecond
+			if err := fn(evs); err != nil {
+				for _, m := range kept {
+					_ = m.NakWithDelay(time.Second)
+				}
+				continue
+			}
+			for _, m := range kept {
+				_ = m.Ack()
+			}
 		}
 		return nil
 	})
+}
+
+// fetchEvents fetches up to n messages: those waiting when wait is 0, else the first n to arrive within wait.
+// Running out of time is not an error.
+func fetchEvents(cons jetstream.Consumer, n int, wait time.Duration) ([]jetstream.Msg, error) {
+	var (
+		batch jetstream.MessageBatch
+		err   error
+	)
+	if wait == 0 {
+		batch, err = cons.FetchNoWait(n)
+	} else {
+		fctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		batch, err = cons.Fetch(n, jetstream.FetchContext(fctx))
+	}
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, jetstream.ErrNoMessages) {
+		return msgs, err
+	}
+	return msgs, nil
 }
 
 func decodeEvent(m jetstream.Msg, prefix string) (Event, error) {

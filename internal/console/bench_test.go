@@ -11,24 +11,35 @@ import (
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/edge"
+	"github.com/stoa-rtc/stoa/internal/store/storetest"
 )
 
-// BenchmarkIngest measures storing the cluster's events into the media server logs (SQLite file, one event per
-// transaction, as the ingester runs). Target: well above what a region's edges emit (thousands per second).
+// BenchmarkIngest measures storing the cluster's events into the media server logs, one event per transaction
+// (an idle stream) and in batches of ingestBatch (a backlog), on SQLite and, with STOA_TEST_PG, PostgreSQL.
+// Target: well above what a region's edges emit (thousands of events per second).
 func BenchmarkIngest(b *testing.B) {
-	e := newEnv(b, filepath.Join(b.TempDir(), "bench.db"))
-	in := NewIngester(e.db, nil)
-	ctx := context.Background()
-	var seq uint64
-	start := time.Now()
-	for b.Loop() {
-		seq++
-		ev := anEv(seq, edge.EventJoin, "app", fmt.Sprint("s", seq), logBase.Add(time.Duration(seq)*time.Millisecond))
-		if err := in.Ingest(ctx, ev); err != nil {
-			b.Fatal(err)
+	for _, tg := range storetest.Targets() {
+		for _, size := range []int{1, ingestBatch} {
+			b.Run(fmt.Sprintf("%s/batch=%d", tg.Name, size), func(b *testing.B) {
+				e := newEnv(b, tg.New(b))
+				in := NewIngester(e.db, nil)
+				ctx := context.Background()
+				var seq uint64
+				evs := make([]cluster.Event, size)
+				start := time.Now()
+				for b.Loop() {
+					for i := range evs {
+						seq++
+						evs[i] = anEv(seq, edge.EventJoin, "app", fmt.Sprint("s", seq), logBase.Add(time.Duration(seq)*time.Millisecond))
+					}
+					if err := in.IngestBatch(ctx, evs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "events/s")
+			})
 		}
 	}
-	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "events/s")
 }
 
 // BenchmarkAnalytics measures GET /analytics over a week holding 100,000 events of one project (SQLite).

@@ -40,10 +40,13 @@ var logEventTypes = map[string]bool{
 	"quality": true,
 }
 
-// EventSource delivers the cluster's events: *cluster.Cluster.
+// EventSource delivers the cluster's events in batches: *cluster.Cluster.
 type EventSource interface {
-	ConsumeEvents(ctx context.Context, durable string, fn func(cluster.Event) error) error
+	ConsumeEventBatches(ctx context.Context, durable string, max int, fn func([]cluster.Event) error) error
 }
+
+// ingestBatch is the most events stored in one transaction.
+const ingestBatch = 200
 
 // IngestStats counts the events an [Ingester] has seen.
 type IngestStats struct {
@@ -74,7 +77,7 @@ func (in *Ingester) Stats() IngestStats {
 
 // Run ingests src's events through the durable consumer "console" until ctx ends.
 func (in *Ingester) Run(ctx context.Context, src EventSource) error {
-	return src.ConsumeEvents(ctx, IngestDurable, func(ev cluster.Event) error { return in.Ingest(ctx, ev) })
+	return src.ConsumeEventBatches(ctx, IngestDurable, ingestBatch, func(evs []cluster.Event) error { return in.IngestBatch(ctx, evs) })
 }
 
 // RunIngest ingests c's events into the console's database until ctx ends (or c closes).
@@ -138,42 +141,69 @@ type logEntry struct {
 // offered again. Storing an event twice (same Seq) keeps one row. Quality events also go to quality_reports
 // (quality.go).
 func (in *Ingester) Ingest(ctx context.Context, ev cluster.Event) error {
+	return in.IngestBatch(ctx, []cluster.Event{ev})
+}
+
+// IngestBatch stores evs as Ingest does, in one transaction: a backlog costs a commit per batch, not per event.
+// On an error nothing is stored and the batch should be offered again.
+func (in *Ingester) IngestBatch(ctx context.Context, evs []cluster.Event) error {
+	var n [3]uint64 // stored, ignored, malformed
+	err := in.db.InTx(ctx, func(tx *sql.Tx) error {
+		n = [3]uint64{}
+		for _, ev := range evs {
+			o, err := in.store(ctx, tx, ev)
+			if err != nil {
+				return err
+			}
+			n[o]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	in.stored.Add(n[stored])
+	in.ignored.Add(n[ignored])
+	in.malformed.Add(n[malformed])
+	return nil
+}
+
+// outcome is what became of one event.
+type outcome int
+
+const (
+	stored outcome = iota
+	ignored
+	malformed
+)
+
+// store writes ev's rows with x.
+func (in *Ingester) store(ctx context.Context, x *sql.Tx, ev cluster.Event) (outcome, error) {
 	if ev.Type == "quality" {
 		e, q, err := decodeQualityEvent(ev)
 		if err == nil && (ev.Seq == 0 || ev.Seq > 1<<63-1) {
 			err = errors.New("no sequence number")
 		}
 		if err != nil {
-			in.malformed.Add(1)
 			in.log.Debug("malformed event skipped", "seq", ev.Seq, "type", ev.Type, "err", err)
-			return nil
+			return malformed, nil
 		}
-		if err := in.ingestQuality(ctx, ev, e, q); err != nil {
-			return err
-		}
-		in.stored.Add(1)
-		return nil
+		return stored, in.ingestQuality(ctx, x, ev, e, q)
 	}
 	e, ok, err := decodeLogEvent(ev)
 	if err != nil {
-		in.malformed.Add(1)
 		in.log.Debug("malformed event skipped", "seq", ev.Seq, "type", clean(ev.Type, 64), "err", err)
-		return nil
+		return malformed, nil
 	}
 	if !ok {
-		in.ignored.Add(1)
-		return nil
+		return ignored, nil
 	}
-	if err := in.insertLog(ctx, ev, e); err != nil {
-		return err
-	}
-	in.stored.Add(1)
-	return nil
+	return stored, in.insertLog(ctx, x, ev, e)
 }
 
 // insertLog stores e as ev's row of media_events, unless it is there already.
-func (in *Ingester) insertLog(ctx context.Context, ev cluster.Event, e logEntry) error {
-	_, err := in.db.ExecContext(ctx, in.db.Rebind(`INSERT INTO media_events (seq, time_us, app_id, event_type, channel,
+func (in *Ingester) insertLog(ctx context.Context, x *sql.Tx, ev cluster.Event, e logEntry) error {
+	_, err := x.ExecContext(ctx, in.db.Rebind(`INSERT INTO media_events (seq, time_us, app_id, event_type, channel,
 		uid, edge, region, ip, user_agent, os, reason, session, track_id, kind, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (seq) DO NOTHING`), int64(ev.Seq), e.Time.UnixMicro(), e.AppID, e.Type, e.Channel, e.UID, e.Edge,
 		e.Region, e.IP, e.UserAgent, e.OS, e.Reason, e.Session, e.TrackID, e.Kind, e.Detail)

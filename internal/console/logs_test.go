@@ -266,23 +266,25 @@ func TestLogsNoSecretColumns(t *testing.T) {
 	})
 }
 
-// fakeSource delivers events like cluster.ConsumeEvents: serially, again after an error.
+// fakeSource delivers events like cluster.ConsumeEventBatches: serially, a batch again after an error.
 type fakeSource struct {
 	mu      sync.Mutex
 	durable string
 	evs     []cluster.Event
 }
 
-func (f *fakeSource) ConsumeEvents(ctx context.Context, durable string, fn func(cluster.Event) error) error {
+func (f *fakeSource) ConsumeEventBatches(ctx context.Context, durable string, max int, fn func([]cluster.Event) error) error {
 	f.mu.Lock()
 	f.durable = durable
 	f.mu.Unlock()
-	for _, ev := range f.evs {
-		for fn(ev) != nil {
+	for evs := f.evs; len(evs) > 0; {
+		n := min(max, len(evs))
+		for fn(evs[:n]) != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 		}
+		evs = evs[n:]
 	}
 	return nil
 }

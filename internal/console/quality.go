@@ -140,11 +140,11 @@ func decodeQualityEvent(ev cluster.Event) (logEntry, qualityRow, error) {
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // ingestQuality stores a quality event: its log row and its quality_reports row, each once per seq.
-func (in *Ingester) ingestQuality(ctx context.Context, ev cluster.Event, e logEntry, q qualityRow) error {
-	if err := in.insertLog(ctx, ev, e); err != nil {
+func (in *Ingester) ingestQuality(ctx context.Context, x *sql.Tx, ev cluster.Event, e logEntry, q qualityRow) error {
+	if err := in.insertLog(ctx, x, ev, e); err != nil {
 		return err
 	}
-	_, err := in.db.ExecContext(ctx, in.db.Rebind(`INSERT INTO quality_reports (seq, time_us, app_id, channel, uid,
+	_, err := x.ExecContext(ctx, in.db.Rebind(`INSERT INTO quality_reports (seq, time_us, app_id, channel, uid,
 		session, edge, region, interval_ms, up_packets, down_packets, loss, jitter_ms, bitrate_kbps, join_ms)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`), int64(ev.Seq),
 		e.Time.UnixMicro(), e.AppID, e.Channel, e.UID, e.Session, e.Edge, e.Region, q.intervalMs, q.upPackets,
