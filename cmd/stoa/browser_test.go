@@ -133,7 +133,8 @@ func TestBrowserConsole(t *testing.T) {
 	do("certificate-added", chromedp.Navigate(d.url+projectURL),
 		chromedp.Click(css(`#add-cert button[type=submit]`)),
 		chromedp.WaitVisible(css(`#add-cert output.result`)))
-	if secondary := value(t, ctx, chromedp.Text(css(`#add-cert output.result code`))); !isHex32(secondary) || secondary == cert {
+	secondary := value(t, ctx, chromedp.Text(css(`#add-cert output.result code`)))
+	if !isHex32(secondary) || secondary == cert {
 		t.Fatalf("secondary certificate %q", secondary)
 	}
 	do("certificate-promoted", chromedp.Navigate(d.url+projectURL),
@@ -145,6 +146,21 @@ func TestBrowserConsole(t *testing.T) {
 		chromedp.WaitVisible(css(`#add-cert`))) // after the reload, no rotation is in progress
 	if state := value(t, ctx, chromedp.Text(css(`#cert-state`))); !strings.Contains(state, "primary only") {
 		t.Errorf("after promotion the page says %q", state)
+	}
+	// The promoted certificate is the primary now, and the page's temporary tokens are signed with it.
+	do("certificate-revealed", chromedp.Click(css(`details summary`)),
+		chromedp.Click(css(`form[data-api$="/certificate"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`form[data-api$="/certificate"] output.result`)))
+	if primary := value(t, ctx, chromedp.Text(css(`code[data-field=primary]`))); primary != secondary {
+		t.Errorf("primary after promotion %q, want the secondary %q", primary, secondary)
+	}
+	do("token", chromedp.SendKeys(css(`form[data-api$="/token"] input[name=channel]`), "demo"),
+		chromedp.SendKeys(css(`form[data-api$="/token"] input[name=uid]`), "7"),
+		chromedp.Click(css(`form[data-api$="/token"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`form[data-api$="/token"] output.result`)))
+	tok := value(t, ctx, chromedp.Evaluate[string](`document.querySelector('textarea[data-field=token]').value`))
+	if code, out, errOut := stoa(t, "token", "verify", "--app-cert", secondary, "--channel", "demo", "--uid", "7", tok); code != 0 {
+		t.Errorf("the page's temporary token does not verify with the promoted certificate: %d %s %s", code, out, errOut)
 	}
 
 	// Team: an invitation appears among the pending ones (its link goes to the dev log, not to the page).
