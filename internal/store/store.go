@@ -21,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -89,12 +90,34 @@ func OpenNoMigrate(ctx context.Context, pathOrDSN string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sqldb.PingContext(ctx); err != nil {
+	if err := ping(ctx, sqldb); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("store: open %s database %s: %w", dialect, describe(pathOrDSN), err)
 	}
 	return &DB{DB: sqldb, Dialect: dialect}, nil
 }
+
+// ping opens a first connection. A new SQLite connection that finds another one switching the file to WAL gets
+// SQLITE_BUSY without waiting for its busy timeout (SQLite does not wait there, to avoid deadlocks), so that
+// case is retried for as long as the busy timeout.
+func ping(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMillis * time.Millisecond)
+	for {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5
 
 func openSQLite(path string) (*sql.DB, error) {
 	if strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
