@@ -30,6 +30,7 @@ func (cs *Console) teamRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/organisations", "The organisations the caller is a member of, with the caller's role", authSession, nil, cs.listOrganisations},
 		{"POST", "/api/v1/session/organisation", "Switch the session to another of the caller's organisations", authSession, orgSwitch{OrganisationID: 2}, cs.switchOrganisation},
+		{"PATCH", "/api/v1/organisation", "Rename the session's organisation (owner or admin)", authSession, orgRename{Name: "Acme"}, cs.renameOrganisation},
 		{"GET", "/api/v1/members", "The organisation's members and their roles", authAny, nil, cs.listMembers},
 		{"PATCH", "/api/v1/members/{id}", "Change a member's role (owner or admin; only owners touch owners)", authSession, memberPatch{Role: "admin"}, cs.patchMember},
 		{"DELETE", "/api/v1/members/{id}", "Remove a member (owner or admin), or leave (own id); never the last owner", authSession, nil, cs.removeMember},
@@ -84,6 +85,46 @@ func (cs *Console) listOrganisations(w http.ResponseWriter, r *http.Request, p *
 			return o, err
 		})
 	cs.writeList(w, items, err)
+}
+
+type orgRename struct {
+	Name string `json:"name"`
+}
+
+func (cs *Console) renameOrganisation(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.role.canAdminister() {
+		cs.fail(w, errForbidden)
+		return
+	}
+	var in orgRename
+	if err := decode(r, &in); err != nil {
+		cs.fail(w, err)
+		return
+	}
+	name, err := validName(in.Name)
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
+		var old string
+		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT name FROM organisations WHERE id = ?"+cs.db.ForUpdate()), p.orgID).Scan(&old); err != nil {
+			return err
+		}
+		if old == name {
+			return nil
+		}
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE organisations SET name = ? WHERE id = ?"), name, p.orgID); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "organisation.rename", "organisation:"+strconv.FormatInt(p.orgID, 10),
+			map[string]any{"name": old}, map[string]any{"name": name})
+	})
+	if err != nil {
+		cs.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, orgView{ID: p.orgID, Name: name, Role: string(p.role), Current: true})
 }
 
 func (cs *Console) switchOrganisation(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -484,3 +484,28 @@ func TestAcceptWithPasswordIsLogged(t *testing.T) {
 		t.Errorf("access log %v, want %v", got, want)
 	}
 }
+
+func TestRenameOrganisation(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e, fm := newTeamEnv(t, dsn)
+		owner := e.signup("owner@example.com")
+		owner.must(400, "PATCH", "/api/v1/organisation", map[string]string{"name": "  "})
+		if r := owner.must(200, "PATCH", "/api/v1/organisation", map[string]string{"name": "Acme Voice"}); r.body["name"] != "Acme Voice" {
+			t.Errorf("rename: %s", r.raw)
+		}
+		orgs := owner.must(200, "GET", "/api/v1/organisations", nil).body["items"].([]any)
+		if orgs[0].(map[string]any)["name"] != "Acme Voice" {
+			t.Errorf("organisations: %v", orgs)
+		}
+		tok := owner.invite(fm, "viewer@example.com", "viewer")
+		viewer := &client{e: e}
+		viewer.must(201, "POST", "/api/v1/invitations/accept", map[string]string{"token": tok, "password": testPassword})
+		viewer.must(403, "PATCH", "/api/v1/organisation", map[string]string{"name": "Mine now"})
+		owner.apiKey().must(403, "PATCH", "/api/v1/organisation", map[string]string{"name": "Key's"})
+		if got := auditEntries(t, e); !slices.ContainsFunc(got, func(s string) bool {
+			return strings.Contains(s, "organisation.rename") && strings.Contains(s, "Acme Voice")
+		}) {
+			t.Errorf("no organisation.rename entry: %v", got)
+		}
+	})
+}

@@ -289,7 +289,7 @@ func (cs *Console) loadAnalytics(r *http.Request, _ *principal) (map[string]any,
 }
 
 func (cs *Console) loadTeam(r *http.Request, p *principal) (map[string]any, error) {
-	calls := [][2]string{{"members", "/api/v1/members"}}
+	calls := [][2]string{{"members", "/api/v1/members"}, {"orgs", "/api/v1/organisations"}}
 	if p.role.canAdminister() {
 		calls = append(calls, [2]string{"invitations", "/api/v1/invitations"})
 	}
