@@ -308,6 +308,19 @@ func TestEdgeEndToEnd(t *testing.T) {
 		}
 		r.mu.Unlock()
 	}
+	// The publishers have stopped; wait for the frames in flight, until every client's counters add up and hold
+	// still between two looks.
+	last := map[string]int{}
+	waitFor(t, 10*time.Second, "the frames in flight to be counted", func() bool {
+		settled := true
+		for _, c := range []*Client{alice, bob, eve} {
+			st := c.Stats()
+			n := int(st.FramesReceived)
+			settled = settled && st.DecryptOK+st.DecryptFailed == st.FramesReceived && last[c.cfg.UID] == n
+			last[c.cfg.UID] = n
+		}
+		return settled
+	})
 	for _, c := range []*Client{alice, bob} {
 		st := c.Stats()
 		if st.DecryptFailed != 0 || st.DecryptOK == 0 || st.FramesSent == 0 || st.DecryptOK+st.DecryptFailed != st.FramesReceived {
