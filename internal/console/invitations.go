@@ -49,21 +49,15 @@ func (invitationAccept) String() string { return "invitationAccept{}" }
 func rfc3339(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3339) }
 
 func (cs *Console) createInvitation(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
+	in, err := adminBody[invitationCreate](r, p)
+	var email string
+	if err == nil {
+		email, err = normalizeEmail(in.Email)
 	}
-	var in invitationCreate
-	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
+	var rl role
+	if err == nil {
+		rl, err = parseRole(in.Role)
 	}
-	email, err := normalizeEmail(in.Email)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
-	rl, err := parseRole(in.Role)
 	if err != nil {
 		cs.fail(w, err)
 		return

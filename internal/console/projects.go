@@ -153,14 +153,19 @@ func (cs *Console) publish(ctx context.Context, pr *project) error {
 	return nil
 }
 
-// createRequest checks that the caller administers its organisation and reads the {"name"} body shared by the
-// create requests (projectCreate, apiKeyCreate).
-func createRequest(r *http.Request, p *principal) (string, error) {
+// adminBody checks that the caller administers its organisation and decodes r's body into a T.
+func adminBody[T any](r *http.Request, p *principal) (in T, err error) {
 	if !p.role.canAdminister() {
-		return "", errForbidden
+		return in, errForbidden
 	}
-	var in projectCreate
-	if err := decode(r, &in); err != nil {
+	return in, decode(r, &in)
+}
+
+// createRequest is adminBody for the {"name"} body shared by the create and rename requests (projectCreate,
+// apiKeyCreate, orgRename), returning the valid name.
+func createRequest(r *http.Request, p *principal) (string, error) {
+	in, err := adminBody[projectCreate](r, p)
+	if err != nil {
 		return "", err
 	}
 	return validName(in.Name)

@@ -92,16 +92,7 @@ type orgRename struct {
 }
 
 func (cs *Console) renameOrganisation(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
-	var in orgRename
-	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
-	}
-	name, err := validName(in.Name)
+	name, err := createRequest(r, p)
 	if err != nil {
 		cs.fail(w, err)
 		return
@@ -200,21 +191,15 @@ func (cs *Console) checkNotLastOwner(ctx context.Context, tx *sql.Tx, orgID, acc
 }
 
 func (cs *Console) patchMember(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
 	id, err := pathID(r)
-	if err != nil {
-		cs.fail(w, err)
-		return
-	}
 	var in memberPatch
-	if err := decode(r, &in); err != nil {
-		cs.fail(w, err)
-		return
+	if err == nil {
+		in, err = adminBody[memberPatch](r, p)
 	}
-	to, err := parseRole(in.Role)
+	var to role
+	if err == nil {
+		to, err = parseRole(in.Role)
+	}
 	if err != nil {
 		cs.fail(w, err)
 		return
