@@ -45,9 +45,10 @@ func consoleCommand() *command {
 Serves the console's web UI under /console/ and its REST API under /api/v1 (described by /api/v1/openapi.json)
 on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
-audit.key (signs audit checkpoints) and the self-signed TLS certificate. Project changes are published to the
-cluster at --nats; without --nats (and without --cluster) they stay in the database. Prints a line with
-"ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
+audit.key (signs audit checkpoints), project.key (signs the projects it publishes; its public half, printed as
+"project key:", goes to edges and dispatchers as --project-keys) and the self-signed TLS certificate. Project
+changes are published to the cluster at --nats; without --nats (and without --cluster) they stay in the
+database. Prints a line with "ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
 deleted; no period may exceed 730 days (two years).`,
 		flags: func(fs *flag.FlagSet) {
 			nf.register(fs)
@@ -102,12 +103,18 @@ deleted; no period may exceed 730 days (two years).`,
 				if nodeID == "" {
 					nodeID = "console-" + randomHex(4)
 				}
-				c, err := cluster.Start(ctx, nf.config(region, nodeID, log))
+				ccfg := nf.config(region, nodeID, log)
+				if ccfg.ProjectSigner, err = projectSigner(dataDir); err != nil {
+					return err
+				}
+				ccfg.ProjectKeys = []ed25519.PublicKey{ccfg.ProjectSigner.Public().(ed25519.PublicKey)}
+				c, err := cluster.Start(ctx, ccfg)
 				if err != nil {
 					return err
 				}
 				defer c.Close()
 				clusterHandle = c
+				fmt.Fprintf(env.stdout, "project key: %x (give it to edges and dispatchers: --project-keys)\n", ccfg.ProjectKeys[0])
 			}
 			ln, scheme, err := listen(addr, dataDir, tlsCert, tlsKey)
 			if err != nil {
@@ -153,9 +160,9 @@ deleted; no period may exceed 730 days (two years).`,
 	}
 }
 
-// loadAuditKey reads the Ed25519 seed in path, creating it (mode 0600) if missing, and returns the key and its
+// loadKey reads the Ed25519 seed in path, creating it (mode 0600) if missing, and returns the key and its
 // id: the first 8 bytes of the SHA-256 of the public key, in hex.
-func loadAuditKey(path string) (ed25519.PrivateKey, string, error) {
+func loadKey(path string) (ed25519.PrivateKey, string, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -266,7 +273,7 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 		sdb.Close()
 		return nil, nil, err
 	}
-	auditKey, keyID, err := loadAuditKey(filepath.Join(dataDir, "audit.key"))
+	auditKey, keyID, err := loadKey(filepath.Join(dataDir, "audit.key"))
 	if err != nil {
 		return fail(err)
 	}
@@ -328,4 +335,27 @@ func consoleHosts(addr net.Addr, publicURL string) ([]string, error) {
 		hosts = append(hosts, u.Host)
 	}
 	return hosts, nil
+}
+
+// projectSigner returns the key with which a console signs the projects it publishes (dataDir/project.key, created
+// if missing): edges and dispatchers given its public half (--project-keys) accept no project without it.
+func projectSigner(dataDir string) (ed25519.PrivateKey, error) {
+	key, _, err := loadKey(filepath.Join(dataDir, "project.key"))
+	return key, err
+}
+
+// parseProjectKeys reads --project-keys: Ed25519 public keys in hex, comma-separated.
+func parseProjectKeys(s string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, usagef("--project-keys: %q is not an Ed25519 public key in hex (64 digits)", h)
+		}
+		keys = append(keys, ed25519.PublicKey(b))
+	}
+	return keys, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -152,6 +153,14 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	ccfg.Region, ccfg.Regions, ccfg.Node, ccfg.Logger = names[0], names[1:], "dev-dispatcher", o.log
 	ccfg.Embedded.Listen = o.natsListen
 	ccfg.Embedded.StoreDir = filepath.Join(o.dataDir, "nats")
+	// The console's key signs every project, the demo one included; every node accepts only those.
+	signer, err := projectSigner(o.dataDir)
+	if err != nil {
+		return err
+	}
+	projectKeys := []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
+	ccfg.ProjectSigner = signer
+	ccfg.ProjectKeys = projectKeys
 	bus, err := cluster.Start(ctx, ccfg)
 	if err != nil {
 		return err
@@ -222,6 +231,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			}
 			ecfg := cluster.Default()
 			ecfg.URLs, ecfg.Region, ecfg.Node, ecfg.Logger = []string{bus.ClientURL()}, r.name, id, o.log
+			ecfg.ProjectKeys = projectKeys
 			ec, err := cluster.Start(runCtx, ecfg)
 			if err != nil {
 				stop()
@@ -281,6 +291,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  app id:    %s\n", proj.AppID)
 	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
 	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
+	fmt.Fprintf(env.stdout, "  projects:  signed with key %x (more edges on this bus: --project-keys)\n", projectKeys[0])
 	fmt.Fprintf(env.stdout, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {

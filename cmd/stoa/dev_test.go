@@ -37,6 +37,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // devNet is a running `stoa dev` in this process.
 type devNet struct {
 	url, appID, appCert, nats string
+	projectKey, region        string      // the console's project key (hex); the first edge's region
 	log                       *syncBuffer // its standard error: the log
 }
 
@@ -61,17 +62,19 @@ func startDev(t *testing.T, extra ...string) devNet {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	field := func(name string) string {
-		m := regexp.MustCompile(name + `:\s+(\S+)`).FindStringSubmatch(out.String())
+	match := func(re string) string {
+		m := regexp.MustCompile(re).FindStringSubmatch(out.String())
 		if m == nil {
-			t.Fatalf("no %s in %s", name, out.String())
+			t.Fatalf("no %s in %s", re, out.String())
 		}
 		return m[1]
 	}
+	field := func(name string) string { return match(name + `:\s+(\S+)`) }
 	if !strings.HasPrefix(out.String(), "stoa dev ready\n") {
 		t.Errorf("first line: %q", out.String())
 	}
-	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"), log: errOut}
+	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"),
+		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`), log: errOut}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -399,5 +402,50 @@ func TestDevRefusesOtherHosts(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestDispatchTrustsOnlyProjectKeys: a dispatcher on stoa dev's bus given another console's project key refuses
+// the dev project's tokens (its record is not signed by that key); given the dev console's key, it schedules them.
+func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
+	d := startDev(t)
+	dispatcher := func(key string) string {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- runMain(ctx, []string{"dispatch", "--nats", d.nats, "--region", d.region,
+				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key}, &out, &errOut)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		rx := regexp.MustCompile(`ready.*url=(\S+)`)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if m := rx.FindStringSubmatch(out.String()); m != nil {
+				return m[1]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dispatcher not ready: %s %s", out.String(), errOut.String())
+			}
+		}
+	}
+	tok, err := token.BuildRTC(d.appCert, token.RTCOptions{AppID: d.appID, Channel: "demo", UID: "1", Expire: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"app_id": d.appID, "channel": "demo", "uid": "1", "token": tok})
+	status := func(url string) int {
+		resp, err := http.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	other := strings.Repeat("ab", 32)
+	if code := status(dispatcher(other)); code == http.StatusOK {
+		t.Error("a dispatcher trusting another key scheduled the dev project")
+	}
+	if code := status(dispatcher(d.projectKey)); code != http.StatusOK {
+		t.Errorf("a dispatcher trusting the dev console's key: %d", code)
 	}
 }

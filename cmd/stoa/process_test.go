@@ -95,16 +95,19 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	appID := dev.waitLine(t, `app id:\s+(\S+)`)[1]
 	appCert := dev.waitLine(t, `app cert:\s+(\S+)`)[1]
 	nats := dev.waitLine(t, `nats:\s+(\S+)`)[1]
+	projectKey := dev.waitLine(t, `projects:\s+signed with key (\S+)`)[1] // the standalone nodes trust only it
 
 	edges := map[string]*proc{}
 	startEdge := func(id string) {
-		p := startProc(t, bin, "edge", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error")
+		p := startProc(t, bin, "edge", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error",
+			"--project-keys", projectKey)
 		p.waitLine(t, `ready.*id=`+id)
 		edges[id] = p
 	}
 	startEdge("eu-0")
 	startEdge("eu-1")
-	disp := startProc(t, bin, "dispatch", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error")
+	disp := startProc(t, bin, "dispatch", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error",
+		"--project-keys", projectKey)
 	url := disp.waitLine(t, `ready.*url=(\S+)`)[1]
 
 	var gaps []time.Duration

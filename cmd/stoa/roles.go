@@ -56,6 +56,7 @@ type roleFlags struct {
 	nats                                  natsFlags
 	region, listen, id, dataDir, logLevel string
 	tlsCert, tlsKey, allow                string
+	projectKeys                           string
 }
 
 // guard returns the DoS guard configuration of the flags.
@@ -84,6 +85,7 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM) for the listener")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.allow, "allow", "", "trusted CIDR ranges exempt from rate limits and blocking, comma-separated (default: none)")
+	fs.StringVar(&f.projectKeys, "project-keys", "", "the consoles' project keys (hex, comma-separated; stoa console prints its own): accept only projects they signed")
 }
 
 // start validates the flags, connects to the cluster and opens the listener.
@@ -98,6 +100,12 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 	}
 	ccfg := f.nats.config(f.region, f.id, log)
 	ccfg.Regions = follow
+	if ccfg.ProjectKeys, err = parseProjectKeys(f.projectKeys); err != nil {
+		return nil, nil, "", nil, err
+	}
+	if len(ccfg.ProjectKeys) == 0 {
+		log.Warn("no --project-keys: any node that can write to the bus can publish projects and App Certificates")
+	}
 	c, err := cluster.Start(ctx, ccfg)
 	if err != nil {
 		return nil, nil, "", nil, err

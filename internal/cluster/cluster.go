@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		dispatchersBucket: cfg.Prefix + "_dispatchers",
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.projects = newStore(c.projectsBucket, 0, &c.h, log, parseTokenKey, decodeProject)
+	c.projects = newStore(c.projectsBucket, 0, &c.h, log, parseTokenKey, decodeProject(cfg.ProjectKeys))
 	c.dkeys = newStore(c.dispatchersBucket, cfg.DispatcherKeyTTL, &c.h, log, parseTokenKey, decodeDispatcherKey)
 	c.own = c.region(cfg.Region)
 

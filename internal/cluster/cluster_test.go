@@ -730,3 +730,53 @@ func BenchmarkBlocked(b *testing.B) {
 		}
 	})
 }
+
+// TestSignedProjects: a node with ProjectKeys takes only projects signed by one of them; a forged record, new or
+// over a signed one, is ignored and the last good copy stays.
+func TestSignedProjects(t *testing.T) {
+	buses(t, func(t *testing.T, b bus) {
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		console := b.node(t, "eu", "console", func(c *Config) { c.ProjectSigner = priv })
+		edge := b.node(t, "eu", "edge", func(c *Config) { c.ProjectKeys = []ed25519.PublicKey{pub} })
+		rogue := b.node(t, "eu", "rogue") // writes to the bus, without the console's key
+		_, other, _ := ed25519.GenerateKey(nil)
+		impostor := b.node(t, "eu", "impostor", func(c *Config) { c.ProjectSigner = other })
+
+		good := Project{AppID: "app", Certificates: []string{"good-cert"}, Enabled: true}
+		must(t, console.PutProject(context.Background(), good))
+		clustertest.Eventually(t, 3*time.Second, func() error {
+			p, ok := edge.Project("app")
+			return errorf(ok && p.Certificates[0] == "good-cert", "edge holds %+v %v", p, ok)
+		})
+		must(t, rogue.PutProject(context.Background(), Project{AppID: "app", Certificates: []string{"rogue-cert"}, Enabled: true}))
+		must(t, impostor.PutProject(context.Background(), Project{AppID: "new", Certificates: []string{"impostor-cert"}, Enabled: true}))
+		must(t, console.PutProject(context.Background(), Project{AppID: "marker", Certificates: []string{"m"}, Enabled: true}))
+		// The marker, written after the forgeries, shows that the edge has read past them.
+		clustertest.Eventually(t, 3*time.Second, func() error {
+			_, ok := edge.Project("marker")
+			return errorf(ok, "no marker")
+		})
+		if p, _ := edge.Project("app"); p.Certificates[0] != "good-cert" {
+			t.Errorf("edge took a forged project: %+v", p)
+		}
+		if _, ok := edge.Project("new"); ok {
+			t.Error("edge took a project signed by an unknown key")
+		}
+		if p, _ := rogue.Project("app"); p.Certificates[0] != "rogue-cert" {
+			t.Errorf("a node without ProjectKeys takes any project: %+v", p)
+		}
+		// A signature covers every field: the same record with another certificate or state does not verify.
+		p, _ := edge.Project("app")
+		for _, q := range []Project{{AppID: "app", Certificates: []string{"good-cert", "x"}, Enabled: true, Updated: p.Updated},
+			{AppID: "app", Certificates: []string{"good-cert"}, Enabled: false, Updated: p.Updated},
+			{AppID: "app", Certificates: []string{"good-cert"}, Enabled: true, Updated: p.Updated.Add(time.Nanosecond)}} {
+			q.Signature = p.Signature
+			if q.signedBy([]ed25519.PublicKey{pub}) {
+				t.Errorf("signature verifies over %+v", q)
+			}
+		}
+		if !p.signedBy([]ed25519.PublicKey{pub}) {
+			t.Error("the edge's copy does not verify")
+		}
+	})
+}

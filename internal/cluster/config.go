@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -84,6 +85,13 @@ type Config struct {
 	// full, further events are dropped (and counted) rather than block the caller.
 	EventBuffer int `yaml:"event_buffer"`
 
+	// ProjectSigner, when set, signs every project this node writes with PutProject: the console's key.
+	ProjectSigner ed25519.PrivateKey `yaml:"-"`
+	// ProjectKeys, when set, are the only keys whose signatures this node accepts on projects: a project record
+	// without a valid signature by one of them is ignored (a node keeps its last good copy), so that a node that
+	// can write to the bus cannot slip in a project or an App Certificate. Empty accepts any project.
+	ProjectKeys []ed25519.PublicKey `yaml:"-"`
+
 	// Embedded configures the NATS server started when URLs is empty.
 	Embedded Embedded `yaml:"embedded"`
 
@@ -142,6 +150,14 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("cluster: "+format, a...)) }
 
+	if c.ProjectSigner != nil && len(c.ProjectSigner) != ed25519.PrivateKeySize {
+		bad("project signer: %d bytes, want an Ed25519 private key", len(c.ProjectSigner))
+	}
+	for i, k := range c.ProjectKeys {
+		if len(k) != ed25519.PublicKeySize {
+			bad("project key %d: %d bytes, want an Ed25519 public key", i+1, len(k))
+		}
+	}
 	for _, u := range c.URLs {
 		p, err := url.Parse(u)
 		switch {

@@ -3,6 +3,8 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,41 @@ type Project struct {
 	Enabled bool `json:"enabled"`
 	// Updated is when the console last changed the project.
 	Updated time.Time `json:"updated"`
+	// Signature is the writer's Ed25519 signature of the fields above (see signedBytes), when it has a
+	// Config.ProjectSigner; nodes with Config.ProjectKeys accept only projects signed by one of those keys.
+	Signature []byte `json:"signature,omitempty"`
+}
+
+// signedBytes is the message a project's signature covers: a domain tag, then each field length-prefixed, so that
+// no two projects share one.
+func (p Project) signedBytes() []byte {
+	b := []byte("stoa project v1")
+	field := func(s string) { b = append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+	field(p.AppID)
+	b = binary.AppendUvarint(b, uint64(len(p.Certificates)))
+	for _, c := range p.Certificates {
+		field(c)
+	}
+	enabled := "0"
+	if p.Enabled {
+		enabled = "1"
+	}
+	field(enabled)
+	return binary.AppendVarint(b, p.Updated.UnixNano())
+}
+
+// signedBy reports whether p carries a valid signature by one of keys.
+func (p Project) signedBy(keys []ed25519.PublicKey) bool {
+	if len(p.Signature) != ed25519.SignatureSize {
+		return false
+	}
+	msg := p.signedBytes()
+	for _, k := range keys {
+		if ed25519.Verify(k, msg, p.Signature) {
+			return true
+		}
+	}
+	return false
 }
 
 // LogValue keeps the certificates out of logs.
@@ -49,15 +86,24 @@ func (p Project) validate() error {
 	return errors.Join(errs...)
 }
 
-func decodeProject(appID string, data []byte) (Project, error) {
-	var p Project
-	if err := json.Unmarshal(data, &p); err != nil {
-		return p, err
+// decodeProject reads the project stored under appID, refusing it unless it is signed by one of keys (when any).
+func decodeProject(keys []ed25519.PublicKey) func(appID string, data []byte) (Project, error) {
+	return func(appID string, data []byte) (Project, error) {
+		var p Project
+		if err := json.Unmarshal(data, &p); err != nil {
+			return p, err
+		}
+		if p.AppID != appID {
+			return p, fmt.Errorf("app_id %q stored under %q", p.AppID, appID)
+		}
+		if err := p.validate(); err != nil {
+			return p, err
+		}
+		if len(keys) > 0 && !p.signedBy(keys) {
+			return p, fmt.Errorf("project %q is not signed by a trusted console key", appID)
+		}
+		return p, nil
 	}
-	if p.AppID != appID {
-		return p, fmt.Errorf("app_id %q stored under %q", p.AppID, appID)
-	}
-	return p, p.validate()
 }
 
 // PutProject creates or replaces a project. Updated is set to now when zero.
@@ -67,6 +113,10 @@ func (c *Cluster) PutProject(ctx context.Context, p Project) error {
 	}
 	if p.Updated.IsZero() {
 		p.Updated = time.Now().UTC()
+	}
+	p.Signature = nil
+	if c.cfg.ProjectSigner != nil {
+		p.Signature = ed25519.Sign(c.cfg.ProjectSigner, p.signedBytes())
 	}
 	return c.put(ctx, c.projectsBucket, encodeToken(p.AppID), p, 0)
 }
