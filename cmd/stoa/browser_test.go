@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,7 +183,7 @@ func TestBrowserConsole(t *testing.T) {
 	do("audit", chromedp.WaitVisible(css(`#audit`)))
 	actions := value(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#audit td.action')].map(td => td.textContent)`))
 	for _, want := range []string{"project.create", "project.certificate.add", "project.certificate.promote", "invitation.create"} {
-		if !contains(actions, want) {
+		if !slices.Contains(actions, want) {
 			t.Errorf("audit page lacks %s: %v", want, actions)
 		}
 	}
@@ -199,15 +200,6 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // runCall runs a one-second call (one publisher, one subscriber) with the SDK through stoa loadtest, retrying

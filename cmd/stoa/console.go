@@ -320,11 +320,8 @@ func consoleHosts(addr net.Addr, publicURL string) ([]string, error) {
 	var hosts []string
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
 		port := strconv.Itoa(tcp.Port)
-		for _, h := range []string{"127.0.0.1", "localhost", "[::1]", tcp.IP.String()} {
-			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-				h = "[" + h + "]"
-			}
-			hosts = append(hosts, h+":"+port)
+		for _, h := range []string{"127.0.0.1", "localhost", "::1", tcp.IP.String()} {
+			hosts = append(hosts, net.JoinHostPort(h, port))
 		}
 	}
 	if publicURL != "" {
@@ -342,20 +339,4 @@ func consoleHosts(addr net.Addr, publicURL string) ([]string, error) {
 func projectSigner(dataDir string) (ed25519.PrivateKey, error) {
 	key, _, err := loadKey(filepath.Join(dataDir, "project.key"))
 	return key, err
-}
-
-// parseProjectKeys reads --project-keys: Ed25519 public keys in hex, comma-separated.
-func parseProjectKeys(s string) ([]ed25519.PublicKey, error) {
-	var keys []ed25519.PublicKey
-	for _, h := range strings.Split(s, ",") {
-		if h = strings.TrimSpace(h); h == "" {
-			continue
-		}
-		b, err := hex.DecodeString(h)
-		if err != nil || len(b) != ed25519.PublicKeySize {
-			return nil, usagef("--project-keys: %q is not an Ed25519 public key in hex (64 digits)", h)
-		}
-		keys = append(keys, ed25519.PublicKey(b))
-	}
-	return keys, nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -260,4 +262,20 @@ Prints a line with "ready" once serving.`,
 			return err
 		},
 	}
+}
+
+// parseProjectKeys reads --project-keys: Ed25519 public keys in hex, comma-separated.
+func parseProjectKeys(s string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, usagef("--project-keys: %q is not an Ed25519 public key in hex (64 digits)", h)
+		}
+		keys = append(keys, ed25519.PublicKey(b))
+	}
+	return keys, nil
 }

@@ -165,12 +165,19 @@ func (cs *Console) Handler() http.Handler {
 			writeError(w, http.StatusMisdirectedRequest, "unknown_host", "this console does not answer to this host name")
 			return
 		}
-		if _, pattern := cs.mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
+		if strings.HasPrefix(r.URL.Path, "/api/") && muxAnswers(cs.mux, r) {
 			// The mux's own answer (no such path, or a method the path does not take), in the API's format.
 			w = &jsonMuxError{ResponseWriter: w}
 		}
 		cs.mux.ServeHTTP(w, r)
 	})
+}
+
+// muxAnswers reports whether mux would answer r itself, having no handler for it (404, or 405 for a method the
+// path does not take).
+func muxAnswers(mux *http.ServeMux, r *http.Request) bool {
+	_, pattern := mux.Handler(r)
+	return pattern == ""
 }
 
 // jsonMuxError turns the mux's plain-text 404 and 405 into the API's JSON errors (keeping the Allow header).
@@ -209,6 +216,7 @@ const (
 )
 
 // route is one endpoint; the same table registers the handlers and generates the OpenAPI document.
+// Handlers for owners and admins only are wrapped in [Console.admin].
 type route struct {
 	Method, Path, Summary string
 	Auth                  auth
@@ -232,22 +240,22 @@ func (cs *Console) routes() []route {
 		{"POST", "/api/v1/logout", "End the session", authSession, nil, cs.logout},
 		{"GET", "/api/v1/session", "The current account, organisation, role and CSRF token", authSession, nil, cs.session},
 		{"GET", "/api/v1/projects", "List the organisation's projects (?limit=&after=)", authAny, nil, cs.listProjects},
-		{"POST", "/api/v1/projects", "Create a project; the App Certificate is returned only here", authAny, projectCreate{Name: "my app"}, cs.createProject},
+		{"POST", "/api/v1/projects", "Create a project; the App Certificate is returned only here", authAny, projectCreate{Name: "my app"}, cs.admin(cs.createProject)},
 		{"GET", "/api/v1/projects/{id}", "Get a project (ETag: its version)", authAny, nil, cs.getProject},
-		{"PATCH", "/api/v1/projects/{id}", "Rename, enable or disable a project (If-Match: its ETag)", authAny, projectPatch{}, cs.patchProject},
-		{"DELETE", "/api/v1/projects/{id}", "Delete a project", authAny, nil, cs.deleteProject},
-		{"POST", "/api/v1/projects/{id}/certificates", "Add a secondary App Certificate (returned only here)", authAny, nil, cs.addCertificate},
-		{"POST", "/api/v1/projects/{id}/certificates/promote", "Make the secondary certificate primary, retiring the old primary", authAny, nil, cs.promoteCertificate},
+		{"PATCH", "/api/v1/projects/{id}", "Rename, enable or disable a project (If-Match: its ETag)", authAny, projectPatch{}, cs.admin(cs.patchProject)},
+		{"DELETE", "/api/v1/projects/{id}", "Delete a project", authAny, nil, cs.admin(cs.deleteProject)},
+		{"POST", "/api/v1/projects/{id}/certificates", "Add a secondary App Certificate (returned only here)", authAny, nil, cs.admin(cs.addCertificate)},
+		{"POST", "/api/v1/projects/{id}/certificates/promote", "Make the secondary certificate primary, retiring the old primary", authAny, nil, cs.admin(cs.promoteCertificate)},
 		{"GET", "/api/v1/projects/{id}/logs", "Search the project's media server logs, newest first (?channel=&uid=&type=&from=&to=&limit=&after=)", authAny, nil, cs.listLogs},
 		{"GET", "/api/v1/projects/{id}/logs.csv", "Export the project's media server logs as CSV (same filters as /logs)", authAny, nil, cs.listLogsCSV},
-		{"GET", "/api/v1/projects/{id}/certificate", "Reveal the project's certificates (owner or admin)", authAny, nil, cs.getCertificate},
+		{"GET", "/api/v1/projects/{id}/certificate", "Reveal the project's certificates (owner or admin)", authAny, nil, cs.admin(cs.getCertificate)},
 		{"POST", "/api/v1/projects/{id}/token", "Build a temporary RTC token", authAny, tokenRequest{Channel: "room", UID: "42", Role: "publisher", Expire: 3600}, cs.projectToken},
 		{"GET", "/api/v1/projects/{id}/analytics", "The project's analytics as JSON series (?from=&to=&step=)", authAny, nil, cs.projectAnalytics},
-		{"GET", "/api/v1/audit", "The organisation's audit log entries, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.listAudit},
-		{"GET", "/api/v1/access-log", "Console logins of the organisation's members, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.listAccessLog},
-		{"GET", "/api/v1/apikeys", "List the organisation's API keys (?limit=&after=)", authSession, nil, cs.listAPIKeys},
-		{"POST", "/api/v1/apikeys", "Create an API key; the secret is returned only here", authSession, apiKeyCreate{Name: "ci"}, cs.createAPIKey},
-		{"DELETE", "/api/v1/apikeys/{id}", "Revoke an API key", authSession, nil, cs.revokeAPIKey},
+		{"GET", "/api/v1/audit", "The organisation's audit log entries, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.admin(cs.listAudit)},
+		{"GET", "/api/v1/access-log", "Console logins of the organisation's members, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.admin(cs.listAccessLog)},
+		{"GET", "/api/v1/apikeys", "List the organisation's API keys (?limit=&after=)", authSession, nil, cs.admin(cs.listAPIKeys)},
+		{"POST", "/api/v1/apikeys", "Create an API key; the secret is returned only here", authSession, apiKeyCreate{Name: "ci"}, cs.admin(cs.createAPIKey)},
+		{"DELETE", "/api/v1/apikeys/{id}", "Revoke an API key", authSession, nil, cs.admin(cs.revokeAPIKey)},
 		{"GET", "/api/v1/openapi.json", "This API's OpenAPI 3 document", authNone, nil, cs.openAPI},
 	}
 	rts = append(rts, cs.teamRoutes()...)
@@ -263,6 +271,17 @@ const (
 	roleMember role = "member"
 	roleViewer role = "viewer"
 )
+
+// admin lets only owners and admins (API keys act as admins) through to h; others get 403.
+func (cs *Console) admin(h func(http.ResponseWriter, *http.Request, *principal)) func(http.ResponseWriter, *http.Request, *principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *principal) {
+		if !p.role.canAdminister() {
+			cs.fail(w, errForbidden)
+			return
+		}
+		h(w, r, p)
+	}
+}
 
 func (r role) canAdminister() bool { return r == roleOwner || r == roleAdmin }
 func (r role) canUse() bool        { return r.canAdminister() || r == roleMember }

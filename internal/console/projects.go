@@ -153,26 +153,18 @@ func (cs *Console) publish(ctx context.Context, pr *project) error {
 	return nil
 }
 
-// adminBody checks that the caller administers its organisation and decodes r's body into a T.
-func adminBody[T any](r *http.Request, p *principal) (in T, err error) {
-	if !p.role.canAdminister() {
-		return in, errForbidden
-	}
-	return in, decode(r, &in)
-}
-
-// createRequest is adminBody for the {"name"} body shared by the create and rename requests (projectCreate,
-// apiKeyCreate, orgRename), returning the valid name.
-func createRequest(r *http.Request, p *principal) (string, error) {
-	in, err := adminBody[projectCreate](r, p)
-	if err != nil {
+// nameRequest reads the {"name"} body shared by the create and rename requests (projectCreate, apiKeyCreate,
+// orgRename) and returns the valid name.
+func nameRequest(r *http.Request) (string, error) {
+	var in projectCreate
+	if err := decode(r, &in); err != nil {
 		return "", err
 	}
 	return validName(in.Name)
 }
 
 func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *principal) {
-	name, err := createRequest(r, p)
+	name, err := nameRequest(r)
 	if err != nil {
 		cs.fail(w, err)
 		return
@@ -212,10 +204,6 @@ func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *prin
 // records the change as action. fn returns the new certificate when it creates one (returned to the caller).
 func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, action string,
 	fn func(tx *sql.Tx, pr *project) (string, error)) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
 	var pr *project
 	var cert string
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
@@ -306,10 +294,6 @@ func (cs *Console) promoteCertificate(w http.ResponseWriter, r *http.Request, p 
 }
 
 func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
 	var pr *project
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
 		var err error
@@ -341,10 +325,6 @@ func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *prin
 }
 
 func (cs *Console) getCertificate(w http.ResponseWriter, r *http.Request, p *principal) {
-	if !p.role.canAdminister() {
-		cs.fail(w, errForbidden)
-		return
-	}
 	pr, err := cs.loadProject(r.Context(), cs.db, r, p, false)
 	if err != nil {
 		cs.fail(w, err)

@@ -30,13 +30,13 @@ func (cs *Console) teamRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/organisations", "The organisations the caller is a member of, with the caller's role", authSession, nil, cs.listOrganisations},
 		{"POST", "/api/v1/session/organisation", "Switch the session to another of the caller's organisations", authSession, orgSwitch{OrganisationID: 2}, cs.switchOrganisation},
-		{"PATCH", "/api/v1/organisation", "Rename the session's organisation (owner or admin)", authSession, orgRename{Name: "Acme"}, cs.renameOrganisation},
+		{"PATCH", "/api/v1/organisation", "Rename the session's organisation (owner or admin)", authSession, orgRename{Name: "Acme"}, cs.admin(cs.renameOrganisation)},
 		{"GET", "/api/v1/members", "The organisation's members and their roles", authAny, nil, cs.listMembers},
-		{"PATCH", "/api/v1/members/{id}", "Change a member's role (owner or admin; only owners touch owners)", authSession, memberPatch{Role: "admin"}, cs.patchMember},
+		{"PATCH", "/api/v1/members/{id}", "Change a member's role (owner or admin; only owners touch owners)", authSession, memberPatch{Role: "admin"}, cs.admin(cs.patchMember)},
 		{"DELETE", "/api/v1/members/{id}", "Remove a member (owner or admin), or leave (own id); never the last owner", authSession, nil, cs.removeMember},
-		{"GET", "/api/v1/invitations", "The organisation's pending invitations (owner or admin)", authSession, nil, cs.listInvitations},
-		{"POST", "/api/v1/invitations", "Invite an email to the organisation; the link is mailed, never returned (owner or admin)", authSession, invitationCreate{Email: "bob@example.com", Role: "member"}, cs.createInvitation},
-		{"DELETE", "/api/v1/invitations/{id}", "Revoke a pending invitation (owner or admin)", authSession, nil, cs.revokeInvitation},
+		{"GET", "/api/v1/invitations", "The organisation's pending invitations (owner or admin)", authSession, nil, cs.admin(cs.listInvitations)},
+		{"POST", "/api/v1/invitations", "Invite an email to the organisation; the link is mailed, never returned (owner or admin)", authSession, invitationCreate{Email: "bob@example.com", Role: "member"}, cs.admin(cs.createInvitation)},
+		{"DELETE", "/api/v1/invitations/{id}", "Revoke a pending invitation (owner or admin)", authSession, nil, cs.admin(cs.revokeInvitation)},
 		{"POST", "/api/v1/invitations/accept", "Accept an invitation: creates the account (with password) or adds the membership", authNone, invitationAccept{Token: "mailed token", Password: "correct horse battery"}, cs.acceptInvitation},
 		{"POST", "/api/v1/account/password", "Change the password; ends every session and starts a new one", authSession, passwordChange{CurrentPassword: "old password", NewPassword: "new password"}, cs.changePassword},
 		{"POST", "/api/v1/password-reset", "Mail a password reset link; always 202", authNone, resetRequest{Email: "ada@example.com"}, cs.requestReset},
@@ -92,7 +92,7 @@ type orgRename struct {
 }
 
 func (cs *Console) renameOrganisation(w http.ResponseWriter, r *http.Request, p *principal) {
-	name, err := createRequest(r, p)
+	name, err := nameRequest(r)
 	if err != nil {
 		cs.fail(w, err)
 		return
@@ -194,7 +194,7 @@ func (cs *Console) patchMember(w http.ResponseWriter, r *http.Request, p *princi
 	id, err := pathID(r)
 	var in memberPatch
 	if err == nil {
-		in, err = adminBody[memberPatch](r, p)
+		err = decode(r, &in)
 	}
 	var to role
 	if err == nil {

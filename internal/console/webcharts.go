@@ -137,9 +137,7 @@ func chart(id, title, unit string, s []point, bars bool) template.HTML {
 		}
 	}
 	top := niceCeil(maxV)
-	fmt.Fprintf(&b, `<figure class="chart"><figcaption id="%s-title">%s</figcaption>`, id, html.EscapeString(title))
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %g %g" role="img" aria-labelledby="%s-title" data-series="%s" data-points="%d" data-max="%g">`,
-		chartW, chartH, id, id, n, maxV)
+	openChart(&b, id, title, n, maxV)
 	lines := gridLines(top)
 	for i := 0; i <= lines; i++ {
 		v := top * float64(i) / float64(lines)
@@ -216,9 +214,7 @@ func histogram(id, title, unit string, d any) template.HTML {
 		total += p.v
 	}
 	top := niceCeil(maxV)
-	fmt.Fprintf(&b, `<figure class="chart"><figcaption id="%s-title">%s</figcaption>`, id, html.EscapeString(title))
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %g %g" role="img" aria-labelledby="%s-title" data-series="%s" data-points="%d" data-max="%g">`,
-		chartW, chartH, id, id, len(s), maxV)
+	openChart(&b, id, title, len(s), maxV)
 	if total == 0 {
 		fmt.Fprintf(&b, `<text class="empty" x="%g" y="%g" text-anchor="middle">no reports in this period</text>`, chartLeft+chartPlotW/2, chartTop+chartPlotH/2)
 	}
@@ -233,6 +229,14 @@ func histogram(id, title, unit string, d any) template.HTML {
 	fmt.Fprintf(&b, `<text class="axis" x="%g" y="%g" text-anchor="end">%g</text>`, chartLeft-6, chartTop+4, top)
 	b.WriteString(`</svg></figure>`)
 	return template.HTML(b.String())
+}
+
+// openChart writes the figure, its caption and the opening svg tag, whose data-series, data-points and data-max
+// attributes say what the chart shows.
+func openChart(b *strings.Builder, id, title string, points int, maxV float64) {
+	fmt.Fprintf(b, `<figure class="chart"><figcaption id="%s-title">%s</figcaption>`, id, html.EscapeString(title))
+	fmt.Fprintf(b, `<svg viewBox="0 0 %g %g" role="img" aria-labelledby="%s-title" data-series="%s" data-points="%d" data-max="%g">`,
+		chartW, chartH, id, id, points, maxV)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 1), so that axis labels are round.
