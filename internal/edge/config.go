@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/ticket"
 	"github.com/stoa-rtc/stoa/token"
@@ -45,6 +46,12 @@ type Config struct {
 	ExpiryWarning time.Duration
 	// IdleTimeout removes a session that sent nothing for this long.
 	IdleTimeout time.Duration
+	// JoinTimeout removes a session that has not joined this long after its WebSocket opened, whatever else it
+	// sends meanwhile; an unjoined session never counts as load (see Server.Joined).
+	JoinTimeout time.Duration
+	// ConnLimits caps the connections per client address on the ICE TCP port (its MaxPerAddr, IPv6PrefixLen and
+	// Exempt; zero fields take connlimit's defaults). The signaling listener is capped by whoever opens it.
+	ConnLimits connlimit.Config
 	// MessageRate and MessageBurst limit the signaling messages a session may send per second.
 	MessageRate  float64
 	MessageBurst int
@@ -65,6 +72,7 @@ func Default() Config {
 		AllowedOrigins:          []string{"*"},
 		ExpiryWarning:           30 * time.Second,
 		IdleTimeout:             30 * time.Second,
+		JoinTimeout:             5 * time.Second,
 		MessageRate:             20,
 		MessageBurst:            50,
 		MaxTracksPerParticipant: 8,
@@ -99,6 +107,9 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = d.IdleTimeout
 	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = d.JoinTimeout
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = d.MessageRate
 	}
@@ -128,9 +139,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("edge: PublicIPs: %q is not an IP address", ip))
 		}
 	}
-	if c.ExpiryWarning < 0 || c.IdleTimeout < 0 || c.MessageRate < 0 || c.MessageBurst < 0 || c.MaxTracksPerParticipant < 0 ||
+	if c.ExpiryWarning < 0 || c.IdleTimeout < 0 || c.JoinTimeout < 0 || c.MessageRate < 0 || c.MessageBurst < 0 || c.MaxTracksPerParticipant < 0 ||
 		c.QualityInterval < 0 {
 		errs = append(errs, errors.New("edge: durations and limits must not be negative"))
+	}
+	if err := c.ConnLimits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
@@ -40,6 +41,7 @@ type Server struct {
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
 	sessions map[*session]struct{}
+	joined   int // sessions that have joined a room
 	closing  bool
 	draining bool
 	wg       sync.WaitGroup // sessions
@@ -55,6 +57,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tcp = connlimit.NewListener(tcp, cfg.ConnLimits)
 	s := &Server{cfg: cfg, udp: udp, tcp: tcp, rooms: map[roomKey]*room{}, sessions: map[*session]struct{}{}}
 	s.metrics = newMetrics(s)
 	if s.api, err = s.newAPI(); err != nil {
@@ -132,8 +135,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		Edge     string `json:"edge"`
 		Region   string `json:"region"`
 		Sessions int    `json:"sessions"`
+		Joined   int    `json:"joined"`
 		Rooms    int    `json:"rooms"`
-	}{"ok", s.cfg.ID, s.cfg.Region, len(s.sessions), len(s.rooms)}
+	}{"ok", s.cfg.ID, s.cfg.Region, len(s.sessions), s.joined, len(s.rooms)}
 	if s.closing || s.draining {
 		status.Status = "draining"
 	}
@@ -163,11 +167,26 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(s.udp.Close(), s.tcp.Close())
 }
 
-// Sessions returns the number of live sessions.
+// Sessions returns the number of live sessions, joined or not.
 func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// Joined returns the number of sessions that have joined a room: the edge's load. A session that has not joined
+// costs next to nothing and is gone by the join deadline, so it must not make the edge look full.
+func (s *Server) Joined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joined
+}
+
+// countJoined adds d to the joined sessions.
+func (s *Server) countJoined(d int) {
+	s.mu.Lock()
+	s.joined += d
+	s.mu.Unlock()
 }
 
 // Drain stops the edge taking new sessions and moves its clients away: each is removed with "shutting_down",
@@ -290,11 +309,13 @@ func newMetrics(s *Server) *metrics {
 	m.forwardLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stoa_edge_forward_seconds",
 		Help:    "Time from a packet's arrival at the edge to its hand-over to the last subscriber (1 packet in 16).",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .002, .003, .005, .01, .025, .05}})
-	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_sessions", Help: "Live sessions."},
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_sessions", Help: "Live sessions, joined or not."},
 		func() float64 { return float64(s.Sessions()) })
+	joined := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_joined_sessions", Help: "Sessions that have joined a room (the load)."},
+		func() float64 { return float64(s.Joined()) })
 	rooms := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_rooms", Help: "Rooms with participants."},
 		func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.rooms)) })
-	m.registry.MustRegister(m.messages, m.errors, m.joins, m.forwarded, m.forwardLatency, sessions, rooms,
+	m.registry.MustRegister(m.messages, m.errors, m.joins, m.forwarded, m.forwardLatency, sessions, joined, rooms,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

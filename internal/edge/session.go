@@ -112,6 +112,9 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.removeSession(ss)
+	// The join deadline: a socket that never joins would otherwise live on pings, or on nothing for IdleTimeout.
+	joinDeadline := time.AfterFunc(s.cfg.JoinTimeout, func() { ss.post(ss.joinExpired) })
+	defer joinDeadline.Stop()
 	conn.SetReadLimit(readLimit)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -128,6 +131,18 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 	<-written
 	cancel()
 	ss.wg.Wait()
+}
+
+// joinExpired removes the session if it has not joined by the join deadline: a client sends its join first, at
+// once, so one that has not is probably holding a socket open for nothing, and it is scored.
+func (s *session) joinExpired() {
+	if s.joined {
+		return
+	}
+	s.reportBad(guard.ReasonJoinTimeout)
+	s.send(&protocol.Message{Type: protocol.TypeRemoved, Removed: &protocol.Removed{Reason: protocol.CodeTimeout,
+		Message: "no join within " + s.srv.cfg.JoinTimeout.String()}})
+	s.end(protocol.CodeTimeout)
 }
 
 // run executes posted tasks until the session ends, then tears it down.
@@ -242,6 +257,9 @@ func (s *session) read(ctx context.Context) {
 		}
 		if !s.limiter.Allow() {
 			s.post(func() {
+				if !s.joined {
+					s.reportBad(guard.ReasonFlood)
+				}
 				s.floods++
 				s.sendError(0, protocol.CodeRateLimited, "too many messages; slow down")
 				if s.floods > 3*s.srv.cfg.MessageBurst {
@@ -252,6 +270,7 @@ func (s *session) read(ctx context.Context) {
 			continue
 		}
 		if typ != websocket.MessageText {
+			s.reportBad(guard.ReasonBadRequest)
 			s.post(func() { s.sendError(0, protocol.CodeBadRequest, "messages must be JSON text") })
 			continue
 		}
@@ -278,6 +297,7 @@ func (s *session) handle(m *protocol.Message) {
 		return
 	}
 	if !s.joined {
+		s.reportBad(guard.ReasonNotJoined)
 		s.sendError(m.ID, protocol.CodeNotJoined, "join first")
 		return
 	}
@@ -370,6 +390,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 		s.joined = false
 		return
 	}
+	s.srv.countJoined(1) // undone in cleanup
 	s.room = s.srv.room(roomKey{appID: j.AppID, channel: j.Channel})
 	others, tracks, replaced := s.room.join(s)
 	if replaced != nil {
@@ -476,6 +497,7 @@ func (s *session) cleanup() {
 		stop()
 	}
 	if s.joined {
+		s.srv.countJoined(-1)
 		s.room.leave(s, s.reason)
 		s.srv.emit(Event{Type: EventLeave, AppID: s.room.key.appID, Channel: s.room.key.channel, UID: s.uid,
 			Session: s.id, Reason: string(s.reason), IP: s.ip})

@@ -20,7 +20,8 @@
 //     not consume a token, so a client that backs off for Retry-After is served again.
 //
 // A handler reports a bad request — an invalid or expired token, a malformed body, an unknown app, a ticket for
-// another edge — with Guard.Bad, or with ReportBad from inside Guard.Middleware. Blocks are enforced locally at
+// another edge, and on the edge a session that misbehaves before it joins (any message but a join, a flood, no
+// join by the join deadline) — with Guard.Bad, or with ReportBad from inside Guard.Middleware. Blocks are enforced locally at
 // once; Run publishes them to the BlockStore so every dispatcher and edge of the region enforces them too. The
 // store is authoritative for published blocks: when a block disappears from it (an operator's `stoa cluster
 // unblock`), every node stops enforcing it within RemoteRecheck. Guard.Unblock lifts a block here and in the store.
@@ -30,7 +31,8 @@
 // The dispatcher wraps POST /v1/dispatch in g.Middleware(guard.Dispatch, h) and calls guard.ReportBad(r, reason)
 // when it answers a bad token, body or app. The edge wraps its WebSocket endpoint in g.Middleware(guard.Connect,
 // h), keeps g.ClientIP(r) with the session, calls g.Check(ip, guard.Message) for every signaling message (closing
-// the session when it is Blocked) and g.Bad(ip, reason) for a bad join or ticket. Each role runs g.Run(ctx) next
+// the session when it is Blocked) and g.Bad(ip, reason) for a bad join or ticket, a malformed message, and an
+// unjoined session's misbehaviour (ReasonNotJoined, ReasonFlood, ReasonJoinTimeout). Each role runs g.Run(ctx) next
 // to its server. The client is r.RemoteAddr unless Config.TrustedProxies says otherwise.
 //
 // # Cost

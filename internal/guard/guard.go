@@ -66,6 +66,10 @@ const (
 	ReasonBadRequest    = "bad_request"    // malformed body or message
 	ReasonUnknownApp    = "unknown_app"    // no project with this App ID
 	ReasonInvalidTicket = "invalid_ticket" // an edge ticket that is invalid or names other edges
+	// Reasons for a signaling session that has not joined: a client only ever sends its join first, at once.
+	ReasonNotJoined   = "not_joined"   // a message other than join before the join
+	ReasonJoinTimeout = "join_timeout" // no join within the edge's join deadline
+	ReasonFlood       = "rate_limited" // messages over the session's rate limit before the join
 )
 
 // Guard rate-limits, scores and blocks keys (see the package documentation). Its methods are safe for
