@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/dispatch"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/token"
@@ -30,9 +31,12 @@ type DispatcherConfig struct {
 	// Fallback, if set, is the region to use when the client's region has no healthy edge (off by default:
 	// regional isolation).
 	Fallback string
+	// Listener, if set, is served (wrapped in TLS off loopback, and in a connlimit.Listener beneath the TLS).
 	Listener net.Listener
-	Guard    guard.Config
-	Logger   *slog.Logger
+	// Limits sets the HTTP server's timeouts.
+	Limits connlimit.Config
+	Guard  guard.Config
+	Logger *slog.Logger
 }
 
 // Dispatcher is a dispatcher node. Its Handler can also be embedded in another server (stoa dev).
@@ -109,8 +113,7 @@ func (d *Dispatcher) Run(ctx context.Context, ready func()) error {
 		}
 	})
 	if d.cfg.Listener != nil {
-		srv := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(d.cfg.Logger.Handler(), slog.LevelDebug)}
+		srv := d.cfg.Limits.Server(d.handler, slog.NewLogLogger(d.cfg.Logger.Handler(), slog.LevelDebug))
 		wg.Go(func() {
 			if err := serve(ctx, srv, func() error { return srv.Serve(d.cfg.Listener) }); err != nil {
 				errs <- err

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/ticket"
@@ -21,14 +21,19 @@ type EdgeConfig struct {
 	Cluster *cluster.Cluster
 	ID      string
 	Region  string
-	// Listener serves signaling, health and metrics (already wrapped in TLS off loopback).
+	// Listener serves signaling, health and metrics (already wrapped in TLS off loopback, and in a
+	// connlimit.Listener beneath the TLS to cap connections per address).
 	Listener net.Listener
+	// Limits sets the HTTP server's timeouts, and caps connections per address on the ICE TCP port.
+	Limits connlimit.Config
+	// JoinTimeout closes a signaling session that has not joined this long after it opened (0: edge.Default's, 5 s).
+	JoinTimeout time.Duration
 	// SignalURL is the ws:// or wss:// URL of /v1/signal that clients are given.
 	SignalURL string
 	// RTCAddr and PublicIPs are the edge's ICE settings (see edge.Config).
 	RTCAddr   string
 	PublicIPs []string
-	// MaxSessions is the number of sessions at which the edge reports itself full (load 1).
+	// MaxSessions is the number of joined sessions at which the edge reports itself full (load 1).
 	MaxSessions int
 	// QualityInterval is how often each session publishes a "quality" event (0: edge.Default's, 10 s).
 	QualityInterval time.Duration
@@ -58,13 +63,13 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	}
 	e, err := edge.New(edge.Config{ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
 		Verifier: verifier, Tickets: &keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
+		JoinTimeout: cfg.JoinTimeout, ConnLimits: cfg.Limits,
 		// Every edge event, quality reports included, goes to the cluster's event stream for the console.
 		Events: func(ev edge.Event) { c.PublishEvent(context.Background(), cfg.Region, string(ev.Type), ev) }})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := cfg.Limits.Server(e.Handler(), slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -83,7 +88,9 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	run(func() error { return serve(ctx, srv, func() error { return srv.Serve(cfg.Listener) }) })
 	run(func() error {
 		return c.RunHeartbeat(ctx, func() cluster.EdgeInfo {
-			n := e.Sessions()
+			// Only joined sessions are load: unjoined sockets cost little and are gone by the join deadline,
+			// while counting them would let anyone make the edge look full without a token.
+			n := e.Joined()
 			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n,
 				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining()}
 		})

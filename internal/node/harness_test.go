@@ -39,6 +39,8 @@ type testNet struct {
 	guard guard.Config
 	// quality is the QualityInterval of the edges added next (0: the default).
 	quality time.Duration
+	// edgeMod, if set, adjusts the configuration of the edges added next.
+	edgeMod func(*EdgeConfig)
 }
 
 type runningNode struct {
@@ -109,10 +111,12 @@ func (n *testNet) addEdge(region, id string) *runningNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &runningNode{id: id, region: region, url: "ws://" + ln.Addr().String() + "/v1/signal", proxy: p, stop: cancel, done: make(chan error, 2)}
 	ready := make(chan *edge.Server, 1)
-	go func() {
-		rn.done <- RunEdge(ctx, EdgeConfig{Cluster: c, ID: id, Region: region, Listener: ln, SignalURL: rn.url,
-			RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log, QualityInterval: n.quality}, func(e *edge.Server) { ready <- e })
-	}()
+	cfg := EdgeConfig{Cluster: c, ID: id, Region: region, Listener: ln, SignalURL: rn.url,
+		RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log, QualityInterval: n.quality}
+	if n.edgeMod != nil {
+		n.edgeMod(&cfg)
+	}
+	go func() { rn.done <- RunEdge(ctx, cfg, func(e *edge.Server) { ready <- e }) }()
 	select {
 	case rn.edge = <-ready:
 	case err := <-rn.done:
