@@ -22,6 +22,7 @@ import (
 
 	"github.com/stoa-rtc/stoa/internal/audit"
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/console"
 	"github.com/stoa-rtc/stoa/internal/store"
 )
@@ -36,6 +37,7 @@ func consoleCommand() *command {
 		publicURL                       string
 		smtp                            console.SMTPConfig
 		smtpPassword                    *secretFlag
+		limits                          connlimit.Config
 	)
 	return &command{
 		name:    "console",
@@ -62,6 +64,7 @@ deleted; no period may exceed 730 days (two years).`,
 			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
 			retain.register(fs)
+			registerLimits(fs, &limits)
 			fs.StringVar(&publicURL, "public-url", "", "the console's address as users reach it: links in mails start with it, and the console answers only to its host name (and, on loopback, to loopback names)")
 			fs.StringVar(&smtp.Addr, "smtp", "", "SMTP server host:port for invitations and password resets (STARTTLS required off loopback); without it, mails are dropped")
 			fs.StringVar(&smtp.From, "smtp-from", "", "sender address of the console's mails")
@@ -77,6 +80,9 @@ deleted; no period may exceed 730 days (two years).`,
 			}
 			retention, err := retain.value()
 			if err != nil {
+				return err
+			}
+			if err := checkLimits(limits); err != nil {
 				return err
 			}
 			log, err := newLogger(env.stderr, logLevel)
@@ -116,7 +122,7 @@ deleted; no period may exceed 730 days (two years).`,
 				clusterHandle = c
 				fmt.Fprintf(env.stdout, "project key: %x (give it to edges and dispatchers: --project-keys)\n", ccfg.ProjectKeys[0])
 			}
-			ln, scheme, err := listen(addr, dataDir, tlsCert, tlsKey)
+			ln, scheme, err := listen(addr, dataDir, tlsCert, tlsKey, limits)
 			if err != nil {
 				return err
 			}
@@ -140,7 +146,7 @@ deleted; no period may exceed 730 days (two years).`,
 				return err
 			}
 			defer closeDB()
-			srv := &http.Server{Handler: cs.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			srv := limits.Server(cs.Handler(), slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			fmt.Fprintf(env.stdout, "stoa console ready: url=%s/api/v1/ ui=%s%s\n", base, base, console.UIPrefix)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/console"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
@@ -129,6 +130,14 @@ func devGuard() guard.Config {
 	return g
 }
 
+// devLimits are the connection cap and timeouts of stoa dev: the production timeouts, with a cap high enough for
+// stoa loadtest's many clients on one address.
+func devLimits() connlimit.Config {
+	c := connlimit.Default()
+	c.MaxPerAddr = 10000
+	return c
+}
+
 func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
@@ -170,7 +179,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 
-	ln, scheme, err := listen(o.listen, o.dataDir, "", "")
+	ln, scheme, err := listen(o.listen, o.dataDir, "", "", devLimits())
 	if err != nil {
 		return err
 	}
@@ -200,8 +209,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())
 	mux.Handle("/", cons.Handler()) // the console's API and web UI
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)}
+	srv := devLimits().Server(mux, slog.NewLogLogger(o.log.Handler(), slog.LevelDebug))
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -238,7 +246,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 				wg.Wait()
 				return err
 			}
-			eln, escheme, err := listen(net.JoinHostPort(host, "0"), o.dataDir, "", "")
+			eln, escheme, err := listen(net.JoinHostPort(host, "0"), o.dataDir, "", "", devLimits())
 			if err != nil {
 				ec.Close()
 				stop()
@@ -250,7 +258,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			goRun(func() error {
 				defer ec.Close()
 				return node.RunEdge(runCtx, node.EdgeConfig{Cluster: ec, ID: id, Region: region, Listener: eln,
-					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), Guard: devGuard(), Logger: o.log},
+					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), Guard: devGuard(), Limits: devLimits(), Logger: o.log},
 					func(e *edge.Server) { ready <- started{id, region, signal, e.RTCAddr().String()} })
 			})
 		}

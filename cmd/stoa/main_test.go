@@ -30,6 +30,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"help", "token", "verify"}, 0, "--now UNIX"},
 		{[]string{"token", "build", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"version"}, 0, "stoa"},
+		{[]string{"edge", "--join-timeout", "0s"}, 2, "--join-timeout must be 1s..1m"},
+		{[]string{"dispatch", "--max-conns-per-addr", "0"}, 2, "--max-conns-per-addr, --read-timeout and --idle-timeout must be positive"},
+		{[]string{"console", "--db", "x.db", "--read-timeout", "0s"}, 2, "must be positive"},
 	} {
 		code, out, errOut := stoa(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+errOut, tc.want) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
@@ -59,22 +60,49 @@ type roleFlags struct {
 	region, listen, id, dataDir, logLevel string
 	tlsCert, tlsKey, allow                string
 	projectKeys                           string
+	limits                                connlimit.Config
 }
 
-// guard returns the DoS guard configuration of the flags.
-func (f *roleFlags) guard() (guard.Config, error) {
-	g := guard.Default()
+// allowed returns the --allow ranges.
+func (f *roleFlags) allowed() ([]netip.Prefix, error) {
+	var out []netip.Prefix
 	for _, s := range strings.Split(f.allow, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return g, usagef("--allow: %q is not a CIDR range", s)
+			return nil, usagef("--allow: %q is not a CIDR range", s)
 		}
-		g.Allow = append(g.Allow, p)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// guard returns the DoS guard configuration of the flags.
+func (f *roleFlags) guard() (guard.Config, error) {
+	g := guard.Default()
+	var err error
+	if g.Allow, err = f.allowed(); err != nil {
+		return g, err
 	}
 	return g, g.Validate()
+}
+
+// registerLimits declares the flags of the connection cap and the HTTP timeouts, with connlimit's defaults.
+func registerLimits(fs *flag.FlagSet, c *connlimit.Config) {
+	*c = connlimit.Default()
+	fs.IntVar(&c.MaxPerAddr, "max-conns-per-addr", c.MaxPerAddr, "most connections one client address (IPv6: one /64) may hold open at once; more are closed at once")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request, body included (not the response; WebSockets are exempt)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "time a keep-alive connection may wait for its next request")
+}
+
+// checkLimits reports flags of registerLimits that are not positive.
+func checkLimits(c connlimit.Config) error {
+	if c.MaxPerAddr < 1 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0 {
+		return usagef("--max-conns-per-addr, --read-timeout and --idle-timeout must be positive")
+	}
+	return c.Validate()
 }
 
 func (f *roleFlags) register(fs *flag.FlagSet, role string) {
@@ -88,6 +116,7 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.allow, "allow", "", "trusted CIDR ranges exempt from rate limits and blocking, comma-separated (default: none)")
 	fs.StringVar(&f.projectKeys, "project-keys", "", "the consoles' project keys (hex, comma-separated; stoa console prints its own): accept only projects they signed")
+	registerLimits(fs, &f.limits)
 }
 
 // start validates the flags, connects to the cluster and opens the listener.
@@ -95,6 +124,13 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow ...string) (*cluster.Cluster, net.Listener, string, *slog.Logger, error) {
 	log, err := newLogger(env.stderr, f.logLevel)
 	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	// The --allow ranges (proxies, load balancers) are exempt from the connection cap as from the guard.
+	if f.limits.Exempt, err = f.allowed(); err != nil {
+		return nil, nil, "", nil, err
+	}
+	if err := checkLimits(f.limits); err != nil {
 		return nil, nil, "", nil, err
 	}
 	if f.id == "" {
@@ -112,7 +148,7 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	ln, scheme, err := listen(f.listen, f.dataDir, f.tlsCert, f.tlsKey)
+	ln, scheme, err := listen(f.listen, f.dataDir, f.tlsCert, f.tlsKey, f.limits)
 	if err != nil {
 		c.Close()
 		return nil, nil, "", nil, err
@@ -120,13 +156,15 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 	return c, ln, scheme, log, nil
 }
 
-// listen opens addr, with TLS unless it is on loopback: the given certificate, or a self-signed one kept in dir.
-// It returns the listener and "http" or "https".
-func listen(addr, dir, certFile, keyFile string) (net.Listener, string, error) {
-	ln, err := net.Listen("tcp", addr)
+// listen opens addr, with the connection cap of limits and TLS unless it is on loopback: the given certificate,
+// or a self-signed one kept in dir. It returns the listener and "http" or "https".
+func listen(addr, dir, certFile, keyFile string, limits connlimit.Config) (net.Listener, string, error) {
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
+	// The cap sits beneath the TLS: a refused connection costs no handshake, and net/http sees its *tls.Conn.
+	var ln net.Listener = connlimit.NewListener(tcp, limits)
 	if tlsutil.IsLoopback(ln.Addr().String()) && certFile == "" {
 		return ln, "http", nil
 	}
@@ -159,6 +197,7 @@ func edgeCommand() *command {
 		rtcAddr      string
 		publicIPs    string
 		qualityEvery time.Duration
+		joinTimeout  time.Duration
 	)
 	return &command{
 		name:    "edge",
@@ -175,6 +214,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
 			fs.StringVar(&publicIPs, "public-ip", "", "addresses to advertise in ICE candidates (behind 1:1 NAT)")
 			fs.DurationVar(&qualityEvery, "quality-interval", 10*time.Second, "how often each session's quality (loss, jitter, bitrate) is reported, 1s..5m")
+			fs.DurationVar(&joinTimeout, "join-timeout", edge.Default().JoinTimeout, "time a signaling connection has to join before it is closed, 1s..1m")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -182,6 +222,9 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			}
 			if qualityEvery < time.Second || qualityEvery > 5*time.Minute {
 				return usagef("edge: --quality-interval must be 1s..5m, not %s", qualityEvery)
+			}
+			if joinTimeout < time.Second || joinTimeout > time.Minute {
+				return usagef("edge: --join-timeout must be 1s..1m, not %s", joinTimeout)
 			}
 			c, ln, scheme, log, err := rf.start(ctx, env, "edge")
 			if err != nil {
@@ -203,7 +246,8 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			wsScheme := strings.Replace(scheme, "http", "ws", 1)
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
-				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery},
+				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery,
+				Limits: rf.limits, JoinTimeout: joinTimeout},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})
@@ -248,7 +292,7 @@ Prints a line with "ready" once serving.`,
 				return err
 			}
 			d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: c, ID: rf.id, Region: rf.region,
-				Fallback: fallback, Listener: ln, Guard: g, Logger: log})
+				Fallback: fallback, Listener: ln, Limits: rf.limits, Guard: g, Logger: log})
 			if err != nil {
 				ln.Close()
 				return err
