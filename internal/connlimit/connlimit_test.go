@@ -43,6 +43,18 @@ func serveHolding(t *testing.T, l net.Listener) <-chan net.Conn {
 	return accepted
 }
 
+// next returns the next connection the server accepted.
+func next(t *testing.T, accepted <-chan net.Conn) net.Conn {
+	t.Helper()
+	select {
+	case c := <-accepted:
+		return c
+	case <-time.After(failAfter):
+		t.Fatal("the server accepted no connection")
+		return nil
+	}
+}
+
 func dialFrom(t *testing.T, addr, source string) net.Conn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: failAfter}
@@ -78,12 +90,12 @@ func TestCapPerAddress(t *testing.T) {
 	var held []net.Conn
 	for range 3 {
 		dialFrom(t, addr, "127.0.0.2")
-		held = append(held, <-accepted)
+		held = append(held, next(t, accepted))
 	}
 	extra := dialFrom(t, addr, "127.0.0.2")
 	waitClosed(t, extra, "the connection over the cap")
 	dialFrom(t, addr, "127.0.0.3")
-	if c := <-accepted; !strings.HasPrefix(c.RemoteAddr().String(), "127.0.0.3:") {
+	if c := next(t, accepted); !strings.HasPrefix(c.RemoteAddr().String(), "127.0.0.3:") {
 		t.Fatalf("accepted %v, want the other address", c.RemoteAddr())
 	}
 	if n := l.Refused(); n != 1 {
@@ -92,7 +104,7 @@ func TestCapPerAddress(t *testing.T) {
 	held[0].Close()
 	held[0].Close() // a second Close must not free a second place
 	dialFrom(t, addr, "127.0.0.2")
-	<-accepted
+	next(t, accepted)
 	waitClosed(t, dialFrom(t, addr, "127.0.0.2"), "the connection over the cap after one closed")
 	if n := l.Refused(); n != 2 {
 		t.Errorf("Refused = %d, want 2", n)
