@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -25,32 +26,29 @@ func waitClosed(t *testing.T, c *testClient, what string) {
 // Finding 2 (idle unjoined sockets emptied a region): sockets that never join are closed at the join deadline,
 // even one that keeps pinging; they never count as joined; a joined session outlives the deadline.
 func TestJoinDeadline(t *testing.T) {
-	const joinTimeout = 300 * time.Millisecond
-	e := startEdge(t, func(c *Config) { c.JoinTimeout = joinTimeout })
+	e := startEdge(t, func(c *Config) { c.JoinTimeout = time.Second })
 	member := e.dial(t)
 	if r := member.join(e.token(t, "room", "1", nil), "room", "1"); r.Type != protocol.TypeJoined {
 		t.Fatalf("join: %s", errCode(r))
 	}
 	const idle = 20
-	var idlers []*testClient
+	closed := make(chan error, idle)
+	for i := range idle {
+		conn := dialRaw(t, e.url)
+		go func() { closed <- holdUnjoined(conn, i == 0) }()
+	}
 	for range idle {
-		idlers = append(idlers, e.dial(t))
-	}
-	pinger := idlers[0]
-	waitFor(t, 5*time.Second, "the idle sockets to be sessions", func() bool { return e.srv.Sessions() == idle+1 })
-	if n := e.srv.Joined(); n != 1 {
-		t.Errorf("Joined = %d with %d idle sockets, want 1", n, idle)
-	}
-	// Pings do not keep an unjoined socket open: each is refused, and the deadline holds.
-	if r := pinger.request(&protocol.Message{Type: protocol.TypePing}); errCode(r) != string(protocol.CodeNotJoined) {
-		t.Errorf("ping before the join: %s, want not_joined", errCode(r))
-	}
-	for i, c := range idlers {
-		waitClosed(t, c, "an idle socket")
-		if m, err := c.next(func(m *protocol.Message) bool { return m.Type == protocol.TypeRemoved }); err != nil {
-			t.Errorf("idle socket %d: no removed message: %v", i, err)
-		} else if m.Removed.Reason != protocol.CodeTimeout {
-			t.Errorf("idle socket %d: removed for %s, want timeout", i, m.Removed.Reason)
+		if n := e.srv.Joined(); n != 1 {
+			t.Errorf("Joined = %d with idle sockets open, want 1", n)
+		}
+		select {
+		case err := <-closed:
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != string(protocol.CodeTimeout) {
+				t.Errorf("idle socket closed with %v, want policy violation \"timeout\"", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("idle sockets outlived the join deadline")
 		}
 	}
 	waitFor(t, 5*time.Second, "the idle sessions to be gone", func() bool { return e.srv.Sessions() == 1 })
@@ -60,6 +58,41 @@ func TestJoinDeadline(t *testing.T) {
 	}
 	if n := e.srv.Joined(); n != 1 {
 		t.Errorf("Joined = %d, want 1", n)
+	}
+}
+
+// dialRaw opens a signaling WebSocket and nothing else; the test's end closes it.
+func dialRaw(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
+	return conn
+}
+
+// holdUnjoined keeps a socket open without joining, as the attack did — silent, or pinging — and returns the
+// error that ended it.
+func holdUnjoined(conn *websocket.Conn, ping bool) error {
+	if ping {
+		b, _ := protocol.Encode(&protocol.Message{Type: protocol.TypePing, ID: 1})
+		go func() {
+			tick := time.NewTicker(100 * time.Millisecond) // the attacker's pace
+			defer tick.Stop()
+			for range tick.C {
+				if conn.Write(context.Background(), websocket.MessageText, b) != nil {
+					return
+				}
+			}
+		}()
+	}
+	for {
+		if _, _, err := conn.Read(context.Background()); err != nil {
+			return err
+		}
 	}
 }
 
