@@ -44,7 +44,7 @@ func consoleCommand() *command {
 Serves the console's web UI under /console/ and its REST API under /api/v1 (described by /api/v1/openapi.json)
 on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
-audit.key (signs audit checkpoints), project.key (signs the projects it publishes; its public half, printed as
+audit.key (signs the audit log's head and checkpoints; its public half is logged at start for stoa audit verify --trusted-key), project.key (signs the projects it publishes; its public half, printed as
 "project key:", goes to edges and dispatchers as --project-keys) and the self-signed TLS certificate. Project
 changes are published to the cluster at --nats; without --nats (and without --cluster) they stay in the
 database. Prints a line with "ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
