@@ -234,3 +234,21 @@ func TestAuditVerifyUsage(t *testing.T) {
 		t.Errorf("verify created %s", missing)
 	}
 }
+
+// FuzzTrustedKeyFlag: --trusted-key accepts exactly the hex of a 32-byte key, and keeps those bytes.
+func FuzzTrustedKeyFlag(f *testing.F) {
+	f.Add(strings.Repeat("ab", ed25519.PublicKeySize))
+	f.Add("abcd")
+	f.Add(strings.Repeat("zz", ed25519.PublicKeySize))
+	f.Fuzz(func(t *testing.T, s string) {
+		var k trustedKeys
+		err := k.Set(s)
+		b, herr := hex.DecodeString(s)
+		if valid := herr == nil && len(b) == ed25519.PublicKeySize; valid != (err == nil) {
+			t.Fatalf("Set(%q) = %v", s, err)
+		}
+		if err == nil && (len(k) != 1 || !k[0].Equal(ed25519.PublicKey(b))) {
+			t.Fatalf("Set(%q) kept %x", s, k)
+		}
+	})
+}

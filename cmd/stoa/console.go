@@ -285,6 +285,9 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 	}
 	// stoa audit verify --trusted-key takes this public half where audit.key is not beside the database.
 	log.Info("audit log signed by audit.key", "key_id", audit.KeyID(al.PublicKey()), "public_key", hex.EncodeToString(al.PublicKey()))
+	if err := al.CheckHead(ctx); err != nil {
+		log.Error("audited changes will fail until the audit log's head is signed by audit.key: check the log, then run stoa audit sign-head", "err", err)
+	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
 		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL, Hosts: o.hosts})
 	if err != nil {

@@ -327,6 +327,9 @@ func TestAppendNeedsSignedHead(t *testing.T) {
 		exec(t, db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 6")
 		h := rechain(t, db, 6, 6)
 		exec(t, db, "UPDATE audit_head SET hash = ?", h[:])
+		if err := l.CheckHead(ctx); !errors.Is(err, audit.ErrUntrustedHead) {
+			t.Fatalf("CheckHead of a forged head: %v", err)
+		}
 		_, err := l.Append(ctx, audit.Record{Actor: "alice", Action: "project.update"})
 		if !errors.Is(err, audit.ErrUntrustedHead) {
 			t.Fatalf("append on a forged head: %v", err)
@@ -342,6 +345,9 @@ func TestAppendNeedsSignedHead(t *testing.T) {
 		}
 		if err := l.SignHead(ctx); err != nil {
 			t.Fatal(err) // whoever signs vouches for entries after the newest checkpoint: the limit docs/audit.md states
+		}
+		if err := l.CheckHead(ctx); err != nil {
+			t.Fatalf("CheckHead after SignHead: %v", err)
 		}
 		appendN(t, l, 1)
 		if rep := mustVerify(t, db); !rep.OK() || rep.Entries != 7 {

@@ -204,13 +204,31 @@ func (l *Log) lockHead(ctx context.Context, tx *sql.Tx) (head, error) {
 // database now holds.
 var ErrUntrustedHead = errors.New("audit: the head of the log is not signed by this console's audit key; check the log with stoa audit verify")
 
+// trust returns an error wrapping ErrUntrustedHead unless h is signed by the log's key.
+func (l *Log) trust(h head) error {
+	if p := h.problem(l.ring); p != "" {
+		return fmt.Errorf("%w (entry %d: %s)", ErrUntrustedHead, h.seq, p)
+	}
+	return nil
+}
+
+// CheckHead returns an error wrapping [ErrUntrustedHead] if appends will fail because the head is not signed by
+// the log's key, so that a console can say so when it starts rather than at the first change.
+func (l *Log) CheckHead(ctx context.Context) error {
+	h, err := readHead(ctx, l.db, headColumns)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return l.trust(h)
+}
+
 func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, org int64, actor, action, target string, before, after []byte) (Entry, error) {
 	h, err := l.lockHead(ctx, tx)
 	if err != nil {
 		return Entry{}, err
 	}
-	if p := h.problem(l.ring); p != "" {
-		return Entry{}, fmt.Errorf("%w (entry %d: %s)", ErrUntrustedHead, h.seq, p)
+	if err := l.trust(h); err != nil {
+		return Entry{}, err
 	}
 	t := l.now().Truncate(time.Microsecond).UTC()
 	if t.Before(h.time) {
@@ -303,8 +321,8 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 		if err != nil || h.seq == 0 {
 			return err
 		}
-		if p := h.problem(l.ring); p != "" {
-			return fmt.Errorf("%w (entry %d: %s)", ErrUntrustedHead, h.seq, p)
+		if err := l.trust(h); err != nil {
+			return err
 		}
 		c, err = l.checkpointTx(ctx, tx, h.seq, h.hash)
 		ok = err == nil
