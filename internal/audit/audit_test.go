@@ -282,6 +282,9 @@ func TestTampering(t *testing.T) {
 			id := audit.KeyID(pub(testKey(66)))
 			exec(t, db, "UPDATE audit_head SET key_id = ?, signature = ?", id, forge("stoa.audit.head.v1", 10, last.Hash, last.Time, id))
 		}, 10, audit.BadHead},
+		{"corrupt the head", func(t *testing.T, db *store.DB) {
+			exec(t, db, "UPDATE audit_head SET hash = ?", []byte("short"))
+		}, 0, audit.BadHead},
 		{"strip the head signature", func(t *testing.T, db *store.DB) {
 			exec(t, db, "UPDATE audit_head SET signature = NULL")
 		}, 10, audit.BadHead},

@@ -173,6 +173,9 @@ func (h *head) problem(r keyring) string {
 	return r.check(headDomain, h.seq, h.hash, h.time, h.keyID, h.sig)
 }
 
+// errCorruptHead: the head row's seq is negative or its hash is not 32 bytes.
+var errCorruptHead = errors.New("head row is corrupt")
+
 const headColumns = "SELECT seq, hash, time_us, key_id, signature FROM audit_head WHERE id = 1"
 
 // readHead reads the head row; the query is headColumns, with a lock clause for appenders.
@@ -187,7 +190,7 @@ func readHead(ctx context.Context, q querier, query string) (head, error) {
 		return h, fmt.Errorf("read head: %w", err)
 	}
 	if len(hash) != len(h.hash) || seq < 0 {
-		return h, errors.New("head row is corrupt")
+		return h, errCorruptHead
 	}
 	h.seq, h.time = uint64(seq), time.UnixMicro(timeUS).UTC()
 	copy(h.hash[:], hash)

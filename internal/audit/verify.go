@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -128,6 +129,10 @@ func verify(ctx context.Context, q querier, ring keyring) (Report, error) {
 		}
 	}
 	hd, err := readHead(ctx, q, headColumns)
+	if errors.Is(err, errCorruptHead) {
+		rep.Problem = &Problem{0, BadHead, "the head row is corrupt: a negative seq, or a hash that is not 32 bytes"}
+		return rep, nil
+	}
 	if err != nil {
 		return rep, err
 	}
