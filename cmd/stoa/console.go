@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -47,7 +46,7 @@ func consoleCommand() *command {
 Serves the console's web UI under /console/ and its REST API under /api/v1 (described by /api/v1/openapi.json)
 on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
-audit.key (signs audit checkpoints), project.key (signs the projects it publishes; its public half, printed as
+audit.key (signs the audit log's head and checkpoints; its public half is logged at start for stoa audit verify --trusted-key), project.key (signs the projects it publishes; its public half, printed as
 "project key:", goes to edges and dispatchers as --project-keys) and the self-signed TLS certificate. Project
 changes are published to the cluster at --nats; without --nats (and without --cluster) they stay in the
 database. Prints a line with "ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
@@ -166,9 +165,8 @@ deleted; no period may exceed 730 days (two years).`,
 	}
 }
 
-// loadKey reads the Ed25519 seed in path, creating it (mode 0600) if missing, and returns the key and its
-// id: the first 8 bytes of the SHA-256 of the public key, in hex.
-func loadKey(path string) (ed25519.PrivateKey, string, error) {
+// loadKey reads the Ed25519 seed in path, creating it (mode 0600) if missing.
+func loadKey(path string) (ed25519.PrivateKey, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -176,21 +174,25 @@ func loadKey(path string) (ed25519.PrivateKey, string, error) {
 	case err == nil:
 		_, werr := f.Write(seed)
 		if err := errors.Join(werr, f.Close()); err != nil {
-			return nil, "", err
+			return nil, err
 		}
+		return ed25519.NewKeyFromSeed(seed), nil
 	case errors.Is(err, fs.ErrExist):
-		if seed, err = os.ReadFile(path); err != nil {
-			return nil, "", err
-		}
-		if len(seed) != ed25519.SeedSize {
-			return nil, "", fmt.Errorf("audit key %s holds %d bytes, want %d", path, len(seed), ed25519.SeedSize)
-		}
-	default:
-		return nil, "", err
+		return readKey(path)
 	}
-	key := ed25519.NewKeyFromSeed(seed)
-	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
-	return key, "console-" + hex.EncodeToString(sum[:8]), nil
+	return nil, err
+}
+
+// readKey reads the Ed25519 seed in path.
+func readKey(path string) (ed25519.PrivateKey, error) {
+	seed, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("key file %s holds %d bytes, want %d", path, len(seed), ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // retentionFlags are the --retain-* flags of stoa console and stoa dev, one per category of store.Retention.
@@ -279,13 +281,18 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 		sdb.Close()
 		return nil, nil, err
 	}
-	auditKey, keyID, err := loadKey(filepath.Join(dataDir, "audit.key"))
+	auditKey, err := loadKey(filepath.Join(dataDir, "audit.key"))
 	if err != nil {
 		return fail(err)
 	}
-	al, err := audit.New(audit.Config{DB: sdb, Key: auditKey, KeyID: keyID})
+	al, err := audit.New(audit.Config{DB: sdb, Key: auditKey})
 	if err != nil {
 		return fail(err)
+	}
+	// stoa audit verify --trusted-key takes this public half where audit.key is not beside the database.
+	log.Info("audit log signed by audit.key", "key_id", audit.KeyID(al.PublicKey()), "public_key", hex.EncodeToString(al.PublicKey()))
+	if err := al.CheckHead(ctx); err != nil {
+		log.Error("audited changes will fail until the audit log's head is signed by audit.key: check the log, then run stoa audit sign-head", "err", err)
 	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
 		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL, Hosts: o.hosts})
@@ -343,6 +350,5 @@ func consoleHosts(addr net.Addr, publicURL string) ([]string, error) {
 // projectSigner returns the key with which a console signs the projects it publishes (dataDir/project.key, created
 // if missing): edges and dispatchers given its public half (--project-keys) accept no project without it.
 func projectSigner(dataDir string) (ed25519.PrivateKey, error) {
-	key, _, err := loadKey(filepath.Join(dataDir, "project.key"))
-	return key, err
+	return loadKey(filepath.Join(dataDir, "project.key"))
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
@@ -143,7 +145,11 @@ func TestRetentionConsole(t *testing.T) {
 	}
 	stop()
 
-	code, vout, verr := stoa(t, "audit", "verify", "--db", db)
+	key, err := readKey(filepath.Join(dir, "data", "audit.key")) // in --data, not beside the database
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, vout, verr := stoa(t, "audit", "verify", "--db", db, "--trusted-key", hex.EncodeToString(key.Public().(ed25519.PublicKey)))
 	if code != 0 || !strings.HasPrefix(vout, "ok, ") {
 		t.Fatalf("audit verify after purge: %d %q %q", code, vout, verr)
 	}

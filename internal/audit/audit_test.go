@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ func open(t testing.TB, dsn string, every uint64, now func() time.Time) (*store.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	l, err := audit.New(audit.Config{DB: db, Key: testKey(1), KeyID: "console-1", CheckpointEvery: every, Now: now})
+	l, err := audit.New(audit.Config{DB: db, Key: testKey(1), CheckpointEvery: every, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +59,12 @@ func appendN(t testing.TB, l *audit.Log, n int) {
 	}
 }
 
+func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+
+// mustVerify verifies the log trusting the key of the logs that open returns.
 func mustVerify(t *testing.T, db *store.DB) audit.Report {
 	t.Helper()
-	rep, err := audit.Verify(context.Background(), db)
+	rep, err := audit.Verify(context.Background(), db, pub(testKey(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +105,7 @@ func TestHonestLog(t *testing.T) {
 		if !rep.OK() || rep.Entries != 10 || rep.First != 1 || rep.Last != 10 || rep.Checkpoints != 3 {
 			t.Fatalf("report = %+v %v", rep, rep.Problem)
 		}
-		if len(rep.KeyIDs) != 1 || rep.KeyIDs[0] != "console-1" {
+		if len(rep.KeyIDs) != 1 || rep.KeyIDs[0] != audit.KeyID(pub(testKey(1))) {
 			t.Errorf("key ids = %q", rep.KeyIDs)
 		}
 		if _, ok, err := l.Checkpoint(context.Background()); err != nil || !ok {
@@ -110,14 +114,19 @@ func TestHonestLog(t *testing.T) {
 		if rep := mustVerify(t, db); !rep.OK() || rep.Checkpoints != 4 {
 			t.Fatalf("after checkpoint: %+v", rep)
 		}
-		other := testKey(2).Public().(ed25519.PublicKey)
-		rep, err := audit.VerifyWith(context.Background(), db, audit.Options{TrustedKeys: []ed25519.PublicKey{other}})
+		rep, err := audit.Verify(context.Background(), db, pub(testKey(2)))
 		if err != nil || rep.OK() || rep.Problem.Kind != audit.BadCheckpoint || rep.Problem.Seq != 3 {
 			t.Errorf("untrusted key: %+v %v", rep.Problem, err)
 		}
-		rep, err = audit.VerifyWith(context.Background(), db, audit.Options{TrustedKeys: []ed25519.PublicKey{testKey(1).Public().(ed25519.PublicKey)}})
+		rep, err = audit.Verify(context.Background(), db, pub(testKey(2)), pub(testKey(1)))
 		if err != nil || !rep.OK() {
-			t.Errorf("trusted key: %+v %v", rep.Problem, err)
+			t.Errorf("trusted keys: %+v %v", rep.Problem, err)
+		}
+		if _, err := audit.Verify(context.Background(), db); err == nil || !strings.Contains(err.Error(), "no trusted key") {
+			t.Errorf("no trusted key: %v", err)
+		}
+		if _, err := audit.Verify(context.Background(), db, pub(testKey(1))[:31]); err == nil {
+			t.Error("a short trusted key was accepted")
 		}
 	})
 }
@@ -149,6 +158,30 @@ func TestRedaction(t *testing.T) {
 		}
 	})
 }
+
+// forge signs (seq, hash, time, keyID) as a checkpoint or head with an attacker's key, as someone who can write
+// the database but does not hold the console's audit key would.
+func forge(domain string, seq uint64, h audit.Hash, tm time.Time, keyID string) []byte {
+	return ed25519.Sign(testKey(66), audit.SignedMessage(domain, seq, h, tm, keyID))
+}
+
+// rechain makes the entries from seq on consistent again after an edit, as an attacker who can write the
+// database would, and returns the new hash of the last entry.
+func rechain(t *testing.T, db *store.DB, from, to uint64) audit.Hash {
+	t.Helper()
+	prev := entry(t, db, from-1).Hash
+	for s := from; s <= to; s++ {
+		e := entry(t, db, s)
+		e.PrevHash = prev
+		e.Hash = e.ComputeHash()
+		prev = e.Hash
+		exec(t, db, "UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", e.PrevHash[:], e.Hash[:], int64(s))
+	}
+	return prev
+}
+
+// realKeyID is the id of the log's key, which an attacker can copy from any checkpoint.
+var realKeyID = audit.KeyID(pub(testKey(1)))
 
 func TestTampering(t *testing.T) {
 	cases := []struct {
@@ -225,6 +258,47 @@ func TestTampering(t *testing.T) {
 		{"forge checkpoint signature", func(t *testing.T, db *store.DB) {
 			exec(t, db, "UPDATE audit_checkpoints SET signature = ? WHERE seq = 4", make([]byte, ed25519.SignatureSize))
 		}, 4, audit.BadCheckpoint},
+		// Finding 5: checkpoints only every N entries let an edit after the newest one, re-chained, pass.
+		{"edit after the newest checkpoint, re-chain and fix the head", func(t *testing.T, db *store.DB) {
+			exec(t, db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 9")
+			h := rechain(t, db, 9, 10)
+			exec(t, db, "UPDATE audit_head SET hash = ?", h[:])
+		}, 10, audit.BadHead},
+		// Finding 5: verify trusted any key and took the key id on trust.
+		{"rewrite everything and forge checkpoints and head under the real key id", func(t *testing.T, db *store.DB) {
+			exec(t, db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+			h := rechain(t, db, 2, 10)
+			exec(t, db, "DELETE FROM audit_checkpoints")
+			for _, s := range []uint64{4, 8} {
+				e := entry(t, db, s)
+				exec(t, db, "INSERT INTO audit_checkpoints (seq, hash, time_us, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?)",
+					int64(s), e.Hash[:], e.Time.UnixMicro(), realKeyID, []byte(pub(testKey(66))), forge("stoa.audit.checkpoint.v1", s, e.Hash, e.Time, realKeyID))
+			}
+			last := entry(t, db, 10)
+			exec(t, db, "UPDATE audit_head SET hash = ?, signature = ?", h[:], forge("stoa.audit.head.v1", 10, h, last.Time, realKeyID))
+		}, 4, audit.BadCheckpoint},
+		{"re-sign the head with another key under its own id", func(t *testing.T, db *store.DB) {
+			last := entry(t, db, 10)
+			id := audit.KeyID(pub(testKey(66)))
+			exec(t, db, "UPDATE audit_head SET key_id = ?, signature = ?", id, forge("stoa.audit.head.v1", 10, last.Hash, last.Time, id))
+		}, 10, audit.BadHead},
+		{"corrupt the head", func(t *testing.T, db *store.DB) {
+			exec(t, db, "UPDATE audit_head SET hash = ?", []byte("short"))
+		}, 0, audit.BadHead},
+		{"strip the head signature", func(t *testing.T, db *store.DB) {
+			exec(t, db, "UPDATE audit_head SET signature = NULL")
+		}, 10, audit.BadHead},
+		{"pass a checkpoint off as the head", func(t *testing.T, db *store.DB) {
+			exec(t, db, "DELETE FROM audit_log WHERE seq > 8")
+			exec(t, db, `UPDATE audit_head SET seq = 8, hash = (SELECT hash FROM audit_checkpoints WHERE seq = 8),
+				time_us = (SELECT time_us FROM audit_checkpoints WHERE seq = 8), signature = (SELECT signature FROM audit_checkpoints WHERE seq = 8)`)
+		}, 8, audit.BadHead},
+		// Finding 5: truncating the tail, head included, is caught by the head's signature.
+		{"delete the tail after the newest checkpoint and fix the head", func(t *testing.T, db *store.DB) {
+			e := entry(t, db, 9)
+			exec(t, db, "DELETE FROM audit_log WHERE seq = 10")
+			exec(t, db, "UPDATE audit_head SET seq = 9, hash = ?, time_us = ?", e.Hash[:], e.Time.UnixMicro())
+		}, 9, audit.BadHead},
 	}
 	for _, tg := range storetest.Targets() {
 		for _, tc := range cases {
@@ -245,6 +319,90 @@ func TestTampering(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Finding 5: a log extended on top of a head the console did not sign would sign whatever the database holds.
+func TestAppendNeedsSignedHead(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, l := open(t, dsn, 4, nil)
+		appendN(t, l, 6)
+		exec(t, db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 6")
+		h := rechain(t, db, 6, 6)
+		exec(t, db, "UPDATE audit_head SET hash = ?", h[:])
+		if err := l.CheckHead(ctx); !errors.Is(err, audit.ErrUntrustedHead) {
+			t.Fatalf("CheckHead of a forged head: %v", err)
+		}
+		_, err := l.Append(ctx, audit.Record{Actor: "alice", Action: "project.update"})
+		if !errors.Is(err, audit.ErrUntrustedHead) {
+			t.Fatalf("append on a forged head: %v", err)
+		}
+		if _, _, err := l.Checkpoint(ctx); !errors.Is(err, audit.ErrUntrustedHead) {
+			t.Fatalf("checkpoint of a forged head: %v", err)
+		}
+		if _, err := l.Purge(ctx, time.Now(), "system"); err == nil {
+			t.Fatal("purge of a log with a forged head")
+		}
+		if rep := mustVerify(t, db); rep.OK() || rep.Problem.Kind != audit.BadHead || rep.Problem.Seq != 6 {
+			t.Fatalf("verify: %v", rep.Problem)
+		}
+		if err := l.SignHead(ctx); err != nil {
+			t.Fatal(err) // whoever signs vouches for entries after the newest checkpoint: the limit docs/audit.md states
+		}
+		if err := l.CheckHead(ctx); err != nil {
+			t.Fatalf("CheckHead after SignHead: %v", err)
+		}
+		appendN(t, l, 1)
+		if rep := mustVerify(t, db); !rep.OK() || rep.Entries != 7 {
+			t.Fatalf("after SignHead: %+v %v", rep, rep.Problem)
+		}
+		// SignHead refuses a log broken anywhere but at its head.
+		exec(t, db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+		if err := l.SignHead(ctx); err == nil || !strings.Contains(err.Error(), "entry 2 was modified") {
+			t.Fatalf("SignHead of a modified log: %v", err)
+		}
+	})
+}
+
+// TestRollbackToSignedHead pins the limit docs/audit.md states: someone who kept an earlier signed head can
+// cut the log back to it, and nothing in the database tells.
+func TestRollbackToSignedHead(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		db, l := open(t, dsn, 4, nil)
+		appendN(t, l, 6)
+		var (
+			seq, timeUS int64
+			hash, sig   []byte
+		)
+		if err := db.QueryRow("SELECT seq, hash, time_us, signature FROM audit_head").Scan(&seq, &hash, &timeUS, &sig); err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 3)
+		exec(t, db, "DELETE FROM audit_log WHERE seq > 6")
+		exec(t, db, "DELETE FROM audit_checkpoints WHERE seq > 6")
+		exec(t, db, "UPDATE audit_head SET seq = ?, hash = ?, time_us = ?, signature = ?", seq, hash, timeUS, sig)
+		if rep := mustVerify(t, db); !rep.OK() || rep.Last != 6 {
+			t.Fatalf("rollback: %+v %v", rep, rep.Problem)
+		}
+	})
+}
+
+func TestOrganisationStored(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		db, l := open(t, dsn, 0, nil)
+		for _, org := range []int64{7, 0} {
+			if _, err := l.Append(context.Background(), audit.Record{Actor: "a", Action: "b", Organisation: org}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n7, nNull int
+		if err := db.QueryRow("SELECT COUNT(CASE WHEN organisation_id = 7 THEN 1 END), COUNT(CASE WHEN organisation_id IS NULL THEN 1 END) FROM audit_log").Scan(&n7, &nNull); err != nil {
+			t.Fatal(err)
+		}
+		if n7 != 1 || nNull != 1 {
+			t.Errorf("organisation 7: %d entries, none: %d", n7, nNull)
+		}
+	})
 }
 
 func TestConcurrentAppenders(t *testing.T) {
@@ -344,13 +502,13 @@ func TestPurge(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	db, _ := open(t, storetest.Targets()[0].New(t), 0, nil)
-	for _, c := range []audit.Config{
-		{Key: testKey(1), KeyID: "k"},
-		{DB: db, Key: testKey(1)[:10], KeyID: "k"},
-		{DB: db, Key: testKey(1)},
+	for i, c := range []audit.Config{
+		{Key: testKey(1)},
+		{DB: db, Key: testKey(1)[:10]},
+		{DB: db},
 	} {
 		if _, err := audit.New(c); err == nil || !strings.HasPrefix(err.Error(), "audit: ") {
-			t.Errorf("New(%+v) = %v", c.KeyID, err)
+			t.Errorf("config %d: %v", i, err)
 		}
 	}
 }

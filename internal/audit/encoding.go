@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -32,6 +33,9 @@ const entryDomain = "stoa.audit.entry.v1"
 
 // checkpointDomain separates signed checkpoint messages from any other signed data.
 const checkpointDomain = "stoa.audit.checkpoint.v1"
+
+// headDomain separates signed heads from any other signed data.
+const headDomain = "stoa.audit.head.v1"
 
 // Encode returns the canonical encoding of e that [Entry.ComputeHash] hashes: nine fields, each a 4-byte
 // big-endian length followed by that many bytes, in this order:
@@ -108,15 +112,24 @@ func appendField(b, f []byte) []byte {
 	return append(b, f...)
 }
 
-// checkpointMessage returns the bytes a checkpoint's Ed25519 signature covers: five length-prefixed fields,
-// "stoa.audit.checkpoint.v1", seq (8 bytes), the entry hash (32 bytes), time (8 bytes, Unix microseconds)
-// and the key id.
-func checkpointMessage(seq uint64, h Hash, t time.Time, keyID string) []byte {
+// signedMessage returns the bytes an Ed25519 signature of a checkpoint or of the head covers: five
+// length-prefixed fields, the domain ("stoa.audit.checkpoint.v1" or "stoa.audit.head.v1"), seq (8 bytes), the
+// entry hash (32 bytes), time (8 bytes, Unix microseconds) and the key id. The domains keep a checkpoint from
+// passing for a head and the other way round.
+func signedMessage(domain string, seq uint64, h Hash, t time.Time, keyID string) []byte {
 	var b []byte
-	b = appendField(b, []byte(checkpointDomain))
+	b = appendField(b, []byte(domain))
 	b = appendField(b, binary.BigEndian.AppendUint64(nil, seq))
 	b = appendField(b, h[:])
 	b = appendField(b, binary.BigEndian.AppendUint64(nil, uint64(t.UnixMicro())))
 	b = appendField(b, []byte(keyID))
 	return b
+}
+
+// KeyID returns the id under which checkpoints and heads signed by pub name it: "console-" and the first 8 bytes
+// of SHA-256(pub) in hexadecimal. Verifiers derive it from the keys they trust, so a signature that names a
+// trusted key's id is checked with that key, never with a key stored next to it.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "console-" + hex.EncodeToString(sum[:8])
 }

@@ -4,10 +4,13 @@
 // Every administrative change is one [Entry]: who (actor), what (action), on what (target), when, and the
 // state before and after as JSON. Entries form a hash chain: each holds the SHA-256 of the previous entry's
 // canonical encoding ([Entry.Encode]), so editing, deleting, inserting or reordering an entry breaks the
-// chain at that entry, and [Verify] names the first entry where it breaks and how. Periodically, and before
-// every purge, the log writes a checkpoint: an entry's seq and hash signed with the console's Ed25519 key.
-// Checkpoints anchor the chain after old entries are purged ([Log.Purge]), and catch a chain that was
-// rewritten from some point on with recomputed hashes.
+// chain at that entry, and [Verify] names the first entry where it breaks and how. Every append signs the
+// head of the chain (the last entry's seq and hash) with the console's Ed25519 audit key, so that a chain
+// rewritten from some entry on with recomputed hashes, or cut short, no longer matches a head the key signed.
+// Periodically, and before every purge, the log also writes a checkpoint, the same statement about an entry
+// kept for good: checkpoints anchor the chain after old entries are purged ([Log.Purge]). [Verify] accepts
+// signatures only by the keys it is told to trust. What a database writer can still do undetected is written
+// down in docs/audit.md ("Threat model").
 //
 // Callers must never put secrets (passwords, tokens, App Certificates, keys, TOTP seeds) in Before or After.
 // As a second line of defence the log replaces the values of well-known secret keys with [Redacted].
@@ -40,10 +43,9 @@ const DefaultCheckpointEvery = 1000
 type Config struct {
 	// DB is the database holding the audit tables (migrated by store.Open).
 	DB *store.DB
-	// Key signs checkpoints: the console's Ed25519 key. It never appears in errors or logs.
+	// Key signs the head and checkpoints: the console's Ed25519 audit key, named in them by [KeyID] of its
+	// public half. The log appends only to a head this key signed. It never appears in errors or logs.
 	Key ed25519.PrivateKey
-	// KeyID names Key in checkpoints, so that verifiers can tell which key to trust.
-	KeyID string
 	// CheckpointEvery writes a checkpoint after every entry whose seq is a multiple of it; 0 means
 	// DefaultCheckpointEvery.
 	CheckpointEvery uint64
@@ -57,6 +59,7 @@ type Log struct {
 	db    *store.DB
 	key   ed25519.PrivateKey
 	keyID string
+	ring  keyring // the key's public half: the head the log appends to must be signed by it
 	every uint64
 	now   func() time.Time
 }
@@ -67,12 +70,10 @@ func New(c Config) (*Log, error) {
 		return nil, errors.New("audit: no database")
 	}
 	if len(c.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("audit: checkpoint key is not an Ed25519 private key")
+		return nil, errors.New("audit: the audit key is not an Ed25519 private key")
 	}
-	if c.KeyID == "" {
-		return nil, errors.New("audit: no key id")
-	}
-	l := &Log{db: c.DB, key: c.Key, keyID: c.KeyID, every: c.CheckpointEvery, now: c.Now}
+	pub := c.Key.Public().(ed25519.PublicKey)
+	l := &Log{db: c.DB, key: c.Key, keyID: KeyID(pub), ring: keyring{KeyID(pub): pub}, every: c.CheckpointEvery, now: c.Now}
 	if l.every == 0 {
 		l.every = DefaultCheckpointEvery
 	}
@@ -81,6 +82,9 @@ func New(c Config) (*Log, error) {
 	}
 	return l, nil
 }
+
+// PublicKey returns the public half of the log's key: what [Verify] must trust.
+func (l *Log) PublicKey() ed25519.PublicKey { return l.key.Public().(ed25519.PublicKey) }
 
 // LogValue keeps the key out of structured logs.
 func (l *Log) LogValue() slog.Value {
@@ -95,9 +99,14 @@ type Record struct {
 	Target string
 	Before any
 	After  any
+	// Organisation is the organisation whose members may read the entry; 0 for none (changes to an account,
+	// which spans organisations, and system entries). It is stored beside the entry, not covered by its hash:
+	// it decides who reads the entry, not what the entry says.
+	Organisation int64
 }
 
-// Checkpoint is a signed statement that entry Seq had hash Hash.
+// Checkpoint is a signed statement that entry Seq had hash Hash. PublicKey is stored for the reader's
+// information only: [Verify] checks Signature with the trusted key named KeyID.
 type Checkpoint struct {
 	Seq       uint64
 	Hash      Hash
@@ -105,11 +114,6 @@ type Checkpoint struct {
 	KeyID     string
 	PublicKey ed25519.PublicKey
 	Signature []byte
-}
-
-// Valid reports whether c's signature verifies with its public key.
-func (c *Checkpoint) Valid() bool {
-	return len(c.PublicKey) == ed25519.PublicKeySize && ed25519.Verify(c.PublicKey, checkpointMessage(c.Seq, c.Hash, c.Time, c.KeyID), c.Signature)
 }
 
 // Append appends r as the next entry and returns it. It writes a checkpoint when the entry's seq is a
@@ -141,42 +145,92 @@ func (l *Log) AppendTx(ctx context.Context, tx *sql.Tx, r Record) (Entry, error)
 	if err != nil {
 		return Entry{}, err
 	}
-	e, err := l.appendTx(ctx, tx, r.Actor, r.Action, r.Target, before, after)
+	e, err := l.appendTx(ctx, tx, r.Organisation, r.Actor, r.Action, r.Target, before, after)
 	if err != nil {
 		return Entry{}, fmt.Errorf("audit: append: %w", err)
 	}
 	return e, nil
 }
 
+// head is the head row: the last entry's seq, hash and time, signed.
 type head struct {
-	seq  uint64
-	hash Hash
-	time time.Time
+	seq   uint64
+	hash  Hash
+	time  time.Time
+	keyID string
+	sig   []byte
 }
 
-// lockHead reads the head row, locking it until tx ends.
-func (l *Log) lockHead(ctx context.Context, tx *sql.Tx) (head, error) {
+// problem returns why h is not a head signed by a key of r, or "" if it is. The head of the empty log, as the
+// migration wrote it, needs no signature.
+func (h *head) problem(r keyring) string {
+	switch {
+	case h.seq == 0 && h.hash == Hash{} && len(h.sig) == 0:
+		return ""
+	case len(h.sig) == 0:
+		return "it is not signed (written before signed heads, or its signature was removed)"
+	}
+	return r.check(headDomain, h.seq, h.hash, h.time, h.keyID, h.sig)
+}
+
+// errCorruptHead: the head row's seq is negative or its hash is not 32 bytes.
+var errCorruptHead = errors.New("head row is corrupt")
+
+const headColumns = "SELECT seq, hash, time_us, key_id, signature FROM audit_head WHERE id = 1"
+
+// readHead reads the head row; the query is headColumns, with a lock clause for appenders.
+func readHead(ctx context.Context, q querier, query string) (head, error) {
 	var (
 		h      head
 		seq    int64
 		hash   []byte
 		timeUS int64
 	)
-	err := tx.QueryRowContext(ctx, "SELECT seq, hash, time_us FROM audit_head WHERE id = 1"+l.db.ForUpdate()).Scan(&seq, &hash, &timeUS)
-	if err != nil {
+	if err := q.QueryRowContext(ctx, query).Scan(&seq, &hash, &timeUS, &h.keyID, &h.sig); err != nil {
 		return h, fmt.Errorf("read head: %w", err)
 	}
 	if len(hash) != len(h.hash) || seq < 0 {
-		return h, errors.New("head row is corrupt")
+		return h, errCorruptHead
 	}
 	h.seq, h.time = uint64(seq), time.UnixMicro(timeUS).UTC()
 	copy(h.hash[:], hash)
 	return h, nil
 }
 
-func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, actor, action, target string, before, after []byte) (Entry, error) {
+// lockHead reads the head row, locking it until tx ends.
+func (l *Log) lockHead(ctx context.Context, tx *sql.Tx) (head, error) {
+	return readHead(ctx, tx, headColumns+l.db.ForUpdate())
+}
+
+// ErrUntrustedHead is returned by appends when the head of the log is not signed by the log's key: the log was
+// tampered with, or written before signed heads (see [Log.SignHead]). Extending it would sign whatever the
+// database now holds.
+var ErrUntrustedHead = errors.New("audit: the head of the log is not signed by this console's audit key; check the log with stoa audit verify")
+
+// trust returns an error wrapping ErrUntrustedHead unless h is signed by the log's key.
+func (l *Log) trust(h head) error {
+	if p := h.problem(l.ring); p != "" {
+		return fmt.Errorf("%w (entry %d: %s)", ErrUntrustedHead, h.seq, p)
+	}
+	return nil
+}
+
+// CheckHead returns an error wrapping [ErrUntrustedHead] if appends will fail because the head is not signed by
+// the log's key, so that a console can say so when it starts rather than at the first change.
+func (l *Log) CheckHead(ctx context.Context) error {
+	h, err := readHead(ctx, l.db, headColumns)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return l.trust(h)
+}
+
+func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, org int64, actor, action, target string, before, after []byte) (Entry, error) {
 	h, err := l.lockHead(ctx, tx)
 	if err != nil {
+		return Entry{}, err
+	}
+	if err := l.trust(h); err != nil {
 		return Entry{}, err
 	}
 	t := l.now().Truncate(time.Microsecond).UTC()
@@ -185,16 +239,15 @@ func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, actor, action, target st
 	}
 	e := Entry{Seq: h.seq + 1, Time: t, Actor: actor, Action: action, Target: target, Before: before, After: after, PrevHash: h.hash}
 	e.Hash = e.ComputeHash()
+	orgID := sql.NullInt64{Int64: org, Valid: org != 0}
 	_, err = tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO audit_log
-		(seq, time_us, actor, action, target, before_json, after_json, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		int64(e.Seq), e.Time.UnixMicro(), e.Actor, e.Action, e.Target, string(e.Before), string(e.After), e.PrevHash[:], e.Hash[:])
+		(seq, time_us, actor, action, target, before_json, after_json, prev_hash, hash, organisation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		int64(e.Seq), e.Time.UnixMicro(), e.Actor, e.Action, e.Target, string(e.Before), string(e.After), e.PrevHash[:], e.Hash[:], orgID)
 	if err != nil {
 		return Entry{}, fmt.Errorf("insert entry: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, l.db.Rebind("UPDATE audit_head SET seq = ?, hash = ?, time_us = ? WHERE id = 1"),
-		int64(e.Seq), e.Hash[:], e.Time.UnixMicro())
-	if err != nil {
-		return Entry{}, fmt.Errorf("update head: %w", err)
+	if err := l.signHeadTx(ctx, tx, head{seq: e.Seq, hash: e.Hash, time: e.Time}); err != nil {
+		return Entry{}, err
 	}
 	if e.Seq%l.every == 0 {
 		if _, err := l.checkpointTx(ctx, tx, e.Seq, e.Hash); err != nil {
@@ -202,6 +255,43 @@ func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, actor, action, target st
 		}
 	}
 	return e, nil
+}
+
+// signHeadTx makes h, signed by the log's key, the head.
+func (l *Log) signHeadTx(ctx context.Context, tx *sql.Tx, h head) error {
+	h.keyID = l.keyID
+	h.sig = ed25519.Sign(l.key, signedMessage(headDomain, h.seq, h.hash, h.time, h.keyID))
+	_, err := tx.ExecContext(ctx, l.db.Rebind("UPDATE audit_head SET seq = ?, hash = ?, time_us = ?, key_id = ?, signature = ? WHERE id = 1"),
+		int64(h.seq), h.hash[:], h.time.UnixMicro(), h.keyID, h.sig)
+	if err != nil {
+		return fmt.Errorf("update head: %w", err)
+	}
+	return nil
+}
+
+// SignHead signs the current head with the log's key, for a log whose head is not signed by it: one written
+// before signed heads, or by a console whose audit key was replaced. It first verifies the log with the log's
+// key and refuses if anything but the head is wrong. Whoever calls it vouches for the entries after the newest
+// checkpoint, which nothing else signed: run it once, after checking them, never to make a failing log pass.
+func (l *Log) SignHead(ctx context.Context) error {
+	err := l.db.InTx(ctx, func(tx *sql.Tx) error {
+		h, err := l.lockHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rep, err := verify(ctx, tx, l.ring)
+		if err != nil {
+			return err
+		}
+		if rep.Problem != nil && rep.Problem.Kind != BadHead {
+			return fmt.Errorf("refusing to sign the head of a log that does not verify: %v", rep.Problem)
+		}
+		return l.signHeadTx(ctx, tx, h)
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sign head: %w", err)
+	}
+	return nil
 }
 
 func (l *Log) checkpointTx(ctx context.Context, tx *sql.Tx, seq uint64, h Hash) (Checkpoint, error) {
@@ -212,7 +302,7 @@ func (l *Log) checkpointTx(ctx context.Context, tx *sql.Tx, seq uint64, h Hash) 
 		KeyID:     l.keyID,
 		PublicKey: l.key.Public().(ed25519.PublicKey),
 	}
-	c.Signature = ed25519.Sign(l.key, checkpointMessage(c.Seq, c.Hash, c.Time, c.KeyID))
+	c.Signature = ed25519.Sign(l.key, signedMessage(checkpointDomain, c.Seq, c.Hash, c.Time, c.KeyID))
 	_, err := tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO audit_checkpoints
 		(seq, hash, time_us, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?)`),
 		int64(c.Seq), c.Hash[:], c.Time.UnixMicro(), c.KeyID, []byte(c.PublicKey), c.Signature)
@@ -222,7 +312,8 @@ func (l *Log) checkpointTx(ctx context.Context, tx *sql.Tx, seq uint64, h Hash) 
 	return c, nil
 }
 
-// Checkpoint signs the last entry now, whatever the interval. It returns false if the log is empty.
+// Checkpoint signs the last entry now, whatever the interval. It returns false if the log is empty, and
+// [ErrUntrustedHead] if the head is not signed by the log's key.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 	var (
 		c  Checkpoint
@@ -231,6 +322,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 	err := l.db.InTx(ctx, func(tx *sql.Tx) error {
 		h, err := l.lockHead(ctx, tx)
 		if err != nil || h.seq == 0 {
+			return err
+		}
+		if err := l.trust(h); err != nil {
 			return err
 		}
 		c, err = l.checkpointTx(ctx, tx, h.seq, h.hash)
@@ -262,7 +356,7 @@ func (l *Log) Purge(ctx context.Context, cutoff time.Time, actor string) (PurgeR
 		if _, err := l.lockHead(ctx, tx); err != nil {
 			return err
 		}
-		rep, err := verify(ctx, tx, Options{})
+		rep, err := verify(ctx, tx, l.ring)
 		if err != nil {
 			return err
 		}
@@ -301,7 +395,7 @@ func (l *Log) Purge(ctx context.Context, cutoff time.Time, actor string) (PurgeR
 		if err != nil {
 			return err
 		}
-		res.Entry, err = l.appendTx(ctx, tx, actor, PurgeAction, "audit_log", []byte("null"), after)
+		res.Entry, err = l.appendTx(ctx, tx, 0, actor, PurgeAction, "audit_log", []byte("null"), after)
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,8 +27,10 @@ const (
 	Inserted
 	// Reordered: the entry carries another position's seq (its hash verifies with that other seq).
 	Reordered
-	// BadCheckpoint: a checkpoint's signature does not verify, or it is signed by an untrusted key.
+	// BadCheckpoint: a checkpoint is not signed by a trusted key.
 	BadCheckpoint
+	// BadHead: the head row is not signed by a trusted key, so the end of the chain is not vouched for.
+	BadHead
 )
 
 func (k Kind) String() string {
@@ -42,31 +45,36 @@ func (k Kind) String() string {
 		return "reordered"
 	case BadCheckpoint:
 		return "bad checkpoint"
+	case BadHead:
+		return "bad head"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
 // Problem is the first place where the log is not intact.
 type Problem struct {
-	Seq    uint64 // the entry (or, for BadCheckpoint, the checkpoint's seq)
+	Seq    uint64 // the entry (or, for BadCheckpoint and BadHead, the seq it signs)
 	Kind   Kind
 	Detail string
 }
 
 func (p *Problem) String() string {
-	if p.Kind == BadCheckpoint {
+	switch p.Kind {
+	case BadCheckpoint:
 		return fmt.Sprintf("checkpoint of entry %d is bad: %s", p.Seq, p.Detail)
+	case BadHead:
+		return fmt.Sprintf("the head of the log (entry %d) is bad: %s", p.Seq, p.Detail)
 	}
 	return fmt.Sprintf("entry %d was %s: %s", p.Seq, p.Kind, p.Detail)
 }
 
 // Report is the outcome of [Verify].
 type Report struct {
-	Entries     int    // entries checked
-	First, Last uint64 // seq of the first and last entry checked; 0 if none
-	Anchor      uint64 // seq of the checkpoint anchoring First after a purge; 0 if the chain starts at 1
-	Checkpoints int    // checkpoints whose signature verified
-	KeyIDs      []string
+	Entries     int      // entries checked
+	First, Last uint64   // seq of the first and last entry checked; 0 if none
+	Anchor      uint64   // seq of the checkpoint anchoring First after a purge; 0 if the chain starts at 1
+	Checkpoints int      // checkpoints signed by a trusted key
+	KeyIDs      []string // the trusted keys that signed them
 	Problem     *Problem // nil if the log is intact
 
 	lastHash      Hash
@@ -76,21 +84,16 @@ type Report struct {
 // OK reports whether the log verified.
 func (r Report) OK() bool { return r.Problem == nil }
 
-// Options tune [VerifyWith].
-type Options struct {
-	// TrustedKeys, if not empty, are the only public keys whose checkpoints are accepted. Without it a
-	// checkpoint needs only to verify with the public key stored next to it; compare Report.KeyIDs with the
-	// console's key.
-	TrustedKeys []ed25519.PublicKey
-}
-
-// Verify reads the whole audit log from db and checks the hash chain, the checkpoints and the head row.
-// It returns an error only if the database cannot be read; tampering is reported in Report.Problem.
-func Verify(ctx context.Context, db *store.DB) (Report, error) { return VerifyWith(ctx, db, Options{}) }
-
-// VerifyWith is [Verify] with options.
-func VerifyWith(ctx context.Context, db *store.DB, o Options) (Report, error) {
-	rep, err := verify(ctx, db, o)
+// Verify reads the whole audit log from db and checks the hash chain, the checkpoints and the head row. Only
+// signatures by the trusted keys count, each checked with the trusted key whose [KeyID] it names: at least one
+// key is required, normally the console's own ([Log.PublicKey]). It returns an error only if no key is given
+// or the database cannot be read; tampering is reported in Report.Problem.
+func Verify(ctx context.Context, db *store.DB, trusted ...ed25519.PublicKey) (Report, error) {
+	ring, err := newKeyring(trusted)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	rep, err := verify(ctx, db, ring)
 	if err != nil {
 		return rep, fmt.Errorf("audit: verify: %w", err)
 	}
@@ -102,7 +105,7 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func verify(ctx context.Context, q querier, o Options) (Report, error) {
+func verify(ctx context.Context, q querier, ring keyring) (Report, error) {
 	var rep Report
 	cps, err := loadCheckpoints(ctx, q)
 	if err != nil {
@@ -113,12 +116,8 @@ func verify(ctx context.Context, q querier, o Options) (Report, error) {
 	var maxCP uint64
 	keyIDs := map[string]bool{}
 	for _, c := range cps {
-		if !c.Valid() {
-			problems = append(problems, Problem{c.Seq, BadCheckpoint, "signature does not verify"})
-			continue
-		}
-		if !trusted(o.TrustedKeys, c.PublicKey) {
-			problems = append(problems, Problem{c.Seq, BadCheckpoint, fmt.Sprintf("signed by untrusted key %q", c.KeyID)})
+		if p := ring.check(checkpointDomain, c.Seq, c.Hash, c.Time, c.KeyID, c.Signature); p != "" {
+			problems = append(problems, Problem{c.Seq, BadCheckpoint, p})
 			continue
 		}
 		rep.Checkpoints++
@@ -129,10 +128,15 @@ func verify(ctx context.Context, q querier, o Options) (Report, error) {
 			rep.KeyIDs = append(rep.KeyIDs, c.KeyID)
 		}
 	}
-	hd, err := readHead(ctx, q)
+	hd, err := readHead(ctx, q, headColumns)
+	if errors.Is(err, errCorruptHead) {
+		rep.Problem = &Problem{0, BadHead, "the head row is corrupt: a negative seq, or a hash that is not 32 bytes"}
+		return rep, nil
+	}
 	if err != nil {
 		return rep, err
 	}
+
 	entryProblem, err := walk(ctx, q, &rep, valid)
 	if err != nil {
 		return rep, err
@@ -147,6 +151,10 @@ func verify(ctx context.Context, q querier, o Options) (Report, error) {
 	if entryProblem != nil {
 		problems = append(problems, *entryProblem)
 	}
+	// The head is checked last: it vouches for the end of a chain found intact otherwise.
+	if p := hd.problem(ring); p != "" && len(problems) == 0 {
+		problems = append(problems, Problem{hd.seq, BadHead, p})
+	}
 	// The first problem in chain order wins; at the same seq an entry problem beats a checkpoint problem.
 	for i := range problems {
 		p := &problems[i]
@@ -155,18 +163,6 @@ func verify(ctx context.Context, q querier, o Options) (Report, error) {
 		}
 	}
 	return rep, nil
-}
-
-func trusted(keys []ed25519.PublicKey, k ed25519.PublicKey) bool {
-	if len(keys) == 0 {
-		return true
-	}
-	for _, t := range keys {
-		if t.Equal(k) {
-			return true
-		}
-	}
-	return false
 }
 
 // walk checks the entries in seq order and returns the first problem.
@@ -305,21 +301,6 @@ func checkEnd(rep *Report, hd head, maxCP uint64) *Problem {
 		return &Problem{last, Modified, "the chain does not match the hash recorded in the head row"}
 	}
 	return nil
-}
-
-func readHead(ctx context.Context, q querier) (head, error) {
-	var (
-		h      head
-		seq    int64
-		hash   []byte
-		timeUS int64
-	)
-	if err := q.QueryRowContext(ctx, "SELECT seq, hash, time_us FROM audit_head WHERE id = 1").Scan(&seq, &hash, &timeUS); err != nil {
-		return h, fmt.Errorf("read head: %w", err)
-	}
-	h.seq, h.time = uint64(seq), time.UnixMicro(timeUS).UTC()
-	copy(h.hash[:], hash)
-	return h, nil
 }
 
 // scanEntry reads an entry; wellFormed is false if a hash column does not hold exactly 32 bytes.

@@ -78,8 +78,13 @@ func (cs *Console) signup(w http.ResponseWriter, r *http.Request, _ *principal) 
 			orgID, accountID, string(roleOwner)); err != nil {
 			return err
 		}
-		return cs.auditTx(r.Context(), tx, &principal{email: email}, "account.create", "account:"+strconv.FormatInt(accountID, 10),
-			nil, map[string]any{"email": email, "organisation_id": orgID})
+		p := &principal{email: email, orgID: orgID}
+		if err := cs.auditTx(r.Context(), tx, p, "account.create", "account:"+strconv.FormatInt(accountID, 10),
+			nil, map[string]any{"email": email, "organisation_id": orgID}); err != nil {
+			return err
+		}
+		return cs.auditTx(r.Context(), tx, p, "organisation.create", "organisation:"+strconv.FormatInt(orgID, 10),
+			nil, map[string]any{"name": email, "owner": email})
 	})
 	if err != nil {
 		cs.fail(w, err)
@@ -245,7 +250,8 @@ func (cs *Console) sessionPrincipal(ctx context.Context, id string) (*principal,
 	return p, nil
 }
 
-// accessLog records a login attempt: never the password.
+// accessLog records a login attempt: never the password. It belongs to the account with that email, if any,
+// which alone reads it: a login is made to the console, not to one of the account's organisations.
 func (cs *Console) accessLog(r *http.Request, email string, ok bool) {
 	ua := r.UserAgent()
 	if len(ua) > 512 {
@@ -258,8 +264,9 @@ func (cs *Console) accessLog(r *http.Request, email string, ok bool) {
 	if ok {
 		success = 1
 	}
-	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO access_log (time_us, email, success, ip, user_agent) VALUES (?, ?, ?, ?, ?)"),
-		cs.us(), email, success, clientIP(r), ua); err != nil {
+	if _, err := cs.db.ExecContext(r.Context(), cs.db.Rebind(`INSERT INTO access_log (time_us, email, success, ip, user_agent, account_id)
+		VALUES (?, ?, ?, ?, ?, (SELECT id FROM accounts WHERE email = ?))`),
+		cs.us(), email, success, clientIP(r), ua, email); err != nil {
 		cs.log.Error("access log insert failed", "err", err)
 	}
 }

@@ -1,14 +1,15 @@
 package console
 
-// The audit log and console access log APIs (issue 6, item 7), for owners and admins (API keys act as admins).
+// The audit log and console access log APIs (issue 6, item 7).
 //
-// Audit entries record no organisation, so an entry concerns an organisation when
-//   - its target is one of the organisation's projects ("project:<app id>"), API keys ("apikey:<key id>") or
-//     members' accounts ("account:<id>"), or
-//   - its actor is a member (by email) or one of the organisation's API keys ("apikey:<key id>"), and its target
-//     is not a project or API key of another organisation.
-// Entries about deleted projects are therefore found through their actor. The access log lists the logins
-// (successful or not) made with the email of a current member.
+// Who reads what (finding 4 of the hardening review: an owner of organisation A who joined E as a viewer made
+// A's entries and logins readable by E's owner, because entries were matched to organisations by their actor):
+//   - every audit entry belongs to the organisation in which the change was made (organisation_id, set when it
+//     is appended), or to none: changes to an account ("account." actions), which spans organisations, and
+//     system entries. GET /api/v1/audit returns the entries of the caller's organisation, to its owners,
+//     admins and API keys, and nothing else, whoever the actor;
+//   - every access-log entry (a login attempt) belongs to the account whose email it names, or to none, and
+//     never to an organisation: GET /api/v1/access-log returns the caller's own logins, to any signed-in user.
 
 import (
 	"database/sql"
@@ -43,16 +44,6 @@ type accessItem struct {
 	Result    string    `json:"result"` // "success" or "failure"
 }
 
-// Subqueries naming the organisation's members, API keys and projects (each takes the organisation id once).
-const (
-	orgMemberEmails = "SELECT a.email FROM accounts a JOIN memberships m ON m.account_id = a.id WHERE m.organisation_id = ?"
-	orgAccounts     = "SELECT 'account:' || CAST(account_id AS TEXT) FROM memberships WHERE organisation_id = ?"
-	orgKeyActors    = "SELECT 'apikey:' || key_id FROM api_keys WHERE organisation_id = ?"
-	orgProjects     = "SELECT 'project:' || app_id FROM projects WHERE organisation_id = ?"
-	otherKeys       = "SELECT 'apikey:' || key_id FROM api_keys WHERE organisation_id <> ?"
-	otherProjects   = "SELECT 'project:' || app_id FROM projects WHERE organisation_id <> ?"
-)
-
 // listAudit serves GET /api/v1/audit?limit=&after=: the organisation's audit entries, newest first; after is the
 // seq of the previous page's last entry.
 func (cs *Console) listAudit(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -61,12 +52,9 @@ func (cs *Console) listAudit(w http.ResponseWriter, r *http.Request, p *principa
 		cs.fail(w, err)
 		return
 	}
-	o := p.orgID
-	q := `SELECT seq, time_us, actor, action, target, before_json, after_json, hash, prev_hash FROM audit_log WHERE (
-		target IN (` + orgProjects + `) OR target IN (` + orgKeyActors + `) OR target IN (` + orgAccounts + `)
-		OR ((actor IN (` + orgMemberEmails + `) OR actor IN (` + orgKeyActors + `))
-			AND target NOT IN (` + otherProjects + `) AND target NOT IN (` + otherKeys + `)))`
-	args := []any{o, o, o, o, o, o, o}
+	q := `SELECT seq, time_us, actor, action, target, before_json, after_json, hash, prev_hash FROM audit_log
+		WHERE organisation_id = ?`
+	args := []any{p.orgID}
 	if after > 0 {
 		q += " AND seq < ?"
 		args = append(args, after)
@@ -95,7 +83,7 @@ func rawJSON(s string) json.RawMessage {
 	return json.RawMessage(s)
 }
 
-// listAccessLog serves GET /api/v1/access-log?limit=&after=: logins of the organisation's members, newest first;
+// listAccessLog serves GET /api/v1/access-log?limit=&after=: the caller's own login attempts, newest first;
 // after is the id of the previous page's last entry.
 func (cs *Console) listAccessLog(w http.ResponseWriter, r *http.Request, p *principal) {
 	limit, after, err := page(r)
@@ -103,8 +91,8 @@ func (cs *Console) listAccessLog(w http.ResponseWriter, r *http.Request, p *prin
 		cs.fail(w, err)
 		return
 	}
-	q := "SELECT id, time_us, email, success, ip, user_agent FROM access_log WHERE email IN (" + orgMemberEmails + ")"
-	args := []any{p.orgID}
+	q := "SELECT id, time_us, email, success, ip, user_agent FROM access_log WHERE account_id = ?"
+	args := []any{p.accountID}
 	if after > 0 {
 		q += " AND id < ?"
 		args = append(args, after)

@@ -79,7 +79,7 @@ func TestAuditAPI(t *testing.T) {
 			}
 		}
 		joined := strings.Join(actions, ",")
-		for _, want := range []string{"account.create", "project.create", "apikey.create"} {
+		for _, want := range []string{"organisation.create", "project.create", "apikey.create"} {
 			if !strings.Contains(joined, want) {
 				t.Errorf("alice's audit lacks %s: %s", want, joined)
 			}
@@ -124,7 +124,7 @@ func TestAuditAPI(t *testing.T) {
 		// Never a secret: certificates, API key secrets, passwords.
 		for _, c := range []*client{alice, bob, akey} {
 			for _, p := range []string{"/api/v1/audit?limit=100", "/api/v1/access-log?limit=100"} {
-				raw := c.must(200, "GET", p, nil).raw
+				raw := c.do("GET", p, nil).raw
 				for _, secret := range []string{aCert, aCert2, aCert3, bCert, akey.secret, bkey.secret, testPassword} {
 					if strings.Contains(raw, secret) {
 						t.Errorf("%s leaks a secret", p)
@@ -133,11 +133,11 @@ func TestAuditAPI(t *testing.T) {
 			}
 		}
 
-		// Members and viewers are refused.
+		// Members and viewers are refused the audit log, not their own logins.
 		for _, r := range []role{roleMember, roleViewer} {
 			setRole(t, e, "alice@example.com", r)
 			alice.must(http.StatusForbidden, "GET", "/api/v1/audit", nil)
-			alice.must(http.StatusForbidden, "GET", "/api/v1/access-log", nil)
+			alice.must(http.StatusOK, "GET", "/api/v1/access-log", nil)
 		}
 		setRole(t, e, "alice@example.com", roleAdmin)
 		alice.must(200, "GET", "/api/v1/audit", nil)
@@ -187,8 +187,83 @@ func TestAccessLogAPI(t *testing.T) {
 				}
 			}
 		}
-		bob.apiKey().must(200, "GET", "/api/v1/access-log", nil)
+		bob.apiKey().must(http.StatusForbidden, "GET", "/api/v1/access-log", nil) // an API key has no logins
 		alice.must(400, "GET", "/api/v1/access-log?after=-1", nil)
 		(&client{e: e}).must(401, "GET", "/api/v1/access-log", nil)
+	})
+}
+
+// TestAuditStaysInItsOrganisation performs finding 4's attack: the owner of organisation A works in A, then
+// accepts a viewer invitation to organisation E. E's owner reads the audit log and the access log, through the
+// API and the web page, and must see nothing of A: not its name, projects (deleted or not), invitations, API
+// keys, nor the owner's logins. Entries used to be matched to organisations by their actor's membership.
+func TestAuditStaysInItsOrganisation(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e, fm := newTeamEnv(t, dsn)
+		const aOwner, eOwner = "owner-a@alpha.example", "owner-e@echo.example"
+		a := e.signup(aOwner)
+		a.must(200, "PATCH", "/api/v1/organisation", map[string]string{"name": "Alpha Hidden Works"})
+		gone, goneApp, _ := a.createProject()
+		a.must(204, "DELETE", "/api/v1/projects/"+gone, nil)
+		_, keptApp, _ := a.createProject()
+		a.invite(fm, "invitee@alpha.example", "member")
+		akey := a.apiKey()
+		a.must(200, "POST", "/api/v1/account/password", map[string]string{"current_password": testPassword, "new_password": testPassword + "-2"})
+		(&client{e: e}).do("POST", "/api/v1/login", map[string]string{"email": aOwner, "password": "not-the-password"})
+		e.login(aOwner, testPassword+"-2")
+
+		ev := e.signup(eOwner)
+		e.login(eOwner, testPassword)
+		a.must(200, "POST", "/api/v1/invitations/accept", map[string]string{"token": ev.invite(fm, aOwner, "viewer")})
+		_, laterApp, _ := a.createProject() // A's owner keeps working in A after joining E
+
+		secrets := []string{"Alpha Hidden Works", goneApp, keptApp, laterApp, "invitee@alpha.example", akey.keyID}
+		audit := pageAll(t, ev, "/api/v1/audit", 100)
+		var actions []string
+		for _, it := range audit {
+			actions = append(actions, it["action"].(string))
+			if it["actor"] == aOwner && it["action"] != "member.add" {
+				t.Errorf("E's owner sees an entry of A's owner: %v", it)
+			}
+		}
+		if got := strings.Join(actions, ","); got != "member.add,invitation.create,organisation.create" {
+			t.Errorf("E's audit log = %s, want only E's own entries", got)
+		}
+		for _, it := range pageAll(t, ev, "/api/v1/access-log", 100) {
+			if it["email"] != eOwner {
+				t.Errorf("E's owner sees a login of another account: %v", it)
+			}
+		}
+		webPage := ev.page("/console/audit")
+		if webPage.status != 200 || !strings.Contains(webPage.raw, "member.add") {
+			t.Fatalf("audit page: %d %s", webPage.status, webPage.raw)
+		}
+		for _, raw := range []string{ev.must(200, "GET", "/api/v1/audit?limit=100", nil).raw, ev.must(200, "GET", "/api/v1/access-log?limit=100", nil).raw, webPage.raw} {
+			for _, s := range secrets {
+				if strings.Contains(raw, s) {
+					t.Errorf("E's owner sees %q of organisation A", s)
+				}
+			}
+		}
+		if _, logins, ok := strings.Cut(webPage.raw, `<table id="access">`); !ok || strings.Contains(logins, aOwner) || !strings.Contains(logins, eOwner) {
+			t.Errorf("the audit page's logins: %s", logins)
+		}
+
+		// A's owner still sees all of A, and every login of her own, failures included.
+		var aActions []string
+		for _, it := range pageAll(t, a, "/api/v1/audit", 100) {
+			aActions = append(aActions, it["action"].(string))
+		}
+		if got := strings.Join(aActions, ","); !strings.Contains(got, "project.delete") || !strings.Contains(got, "organisation.rename") ||
+			!strings.Contains(got, "invitation.create") || strings.Contains(got, "member.add") || strings.Contains(got, "account.") {
+			t.Errorf("A's audit log = %s", got)
+		}
+		var results []string
+		for _, it := range pageAll(t, a, "/api/v1/access-log", 100) {
+			results = append(results, it["result"].(string))
+		}
+		if strings.Join(results, ",") != "success,failure" {
+			t.Errorf("A's owner's logins: %v", results)
+		}
 	})
 }

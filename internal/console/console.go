@@ -252,7 +252,7 @@ func (cs *Console) routes() []route {
 		{"POST", "/api/v1/projects/{id}/token", "Build a temporary RTC token", authAny, tokenRequest{Channel: "room", UID: "42", Role: "publisher", Expire: 3600}, cs.projectToken},
 		{"GET", "/api/v1/projects/{id}/analytics", "The project's analytics as JSON series (?from=&to=&step=)", authAny, nil, cs.projectAnalytics},
 		{"GET", "/api/v1/audit", "The organisation's audit log entries, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.admin(cs.listAudit)},
-		{"GET", "/api/v1/access-log", "Console logins of the organisation's members, newest first (owner or admin; ?limit=&after=)", authAny, nil, cs.admin(cs.listAccessLog)},
+		{"GET", "/api/v1/access-log", "Your own console logins, newest first (?limit=&after=)", authSession, nil, cs.listAccessLog},
 		{"GET", "/api/v1/apikeys", "List the organisation's API keys (?limit=&after=)", authSession, nil, cs.admin(cs.listAPIKeys)},
 		{"POST", "/api/v1/apikeys", "Create an API key; the secret is returned only here", authSession, apiKeyCreate{Name: "ci"}, cs.admin(cs.createAPIKey)},
 		{"DELETE", "/api/v1/apikeys/{id}", "Revoke an API key", authSession, nil, cs.admin(cs.revokeAPIKey)},
@@ -521,8 +521,13 @@ func (cs *Console) execAudited(ctx context.Context, p *principal, action, target
 }
 
 // auditTx records an administrative change made in tx: the change and its audit entry commit together or not at
-// all, so no change goes unrecorded.
+// all, so no change goes unrecorded. The entry belongs to p's organisation, whose owners and admins read it,
+// except for "account." actions: an account spans organisations, so changes to it belong to none.
 func (cs *Console) auditTx(ctx context.Context, tx *sql.Tx, p *principal, action, target string, before, after any) error {
-	_, err := cs.audit.AppendTx(ctx, tx, audit.Record{Actor: p.actor(), Action: action, Target: target, Before: before, After: after})
+	org := p.orgID
+	if strings.HasPrefix(action, "account.") {
+		org = 0
+	}
+	_, err := cs.audit.AppendTx(ctx, tx, audit.Record{Actor: p.actor(), Action: action, Target: target, Before: before, After: after, Organisation: org})
 	return err
 }

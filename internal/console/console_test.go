@@ -99,7 +99,7 @@ func newEnv(t testing.TB, pathOrDSN string) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	seed := make([]byte, ed25519.SeedSize)
-	al, err := audit.New(audit.Config{DB: db, Key: ed25519.NewKeyFromSeed(seed), KeyID: "test"})
+	al, err := audit.New(audit.Config{DB: db, Key: ed25519.NewKeyFromSeed(seed)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestProjectLifecycle(t *testing.T) {
 				t.Errorf("audit log lacks %s: %v", a, actions)
 			}
 		}
-		rep, err := audit.Verify(context.Background(), e.db)
+		rep, err := audit.Verify(context.Background(), e.db, e.cs.audit.PublicKey())
 		if err != nil || !rep.OK() {
 			t.Errorf("audit verify: %v %v", rep, err)
 		}

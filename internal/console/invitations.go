@@ -263,7 +263,7 @@ func (cs *Console) acceptInvitation(w http.ResponseWriter, r *http.Request, _ *p
 		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("UPDATE invitations SET accepted_us = ? WHERE id = ?"), now, inv.id); err != nil {
 			return err
 		}
-		p := &principal{email: inv.email}
+		p := &principal{email: inv.email, orgID: inv.orgID} // the member.add entry belongs to the organisation joined
 		target := "account:" + strconv.FormatInt(accountID, 10)
 		if newAccount {
 			if err := cs.auditTx(r.Context(), tx, p, "account.create", target, nil, map[string]any{"email": inv.email, "invitation_id": inv.id}); err != nil {

@@ -25,7 +25,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // retention with a different period per category.
 func newPurgeEnv(t *testing.T, pathOrDSN string) *env {
 	e := newEnv(t, pathOrDSN)
-	al, err := audit.New(audit.Config{DB: e.db, Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), KeyID: "test",
+	al, err := audit.New(audit.Config{DB: e.db, Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)),
 		CheckpointEvery: 3, Now: e.clock.now})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestPurge(t *testing.T) {
 		if got := e.times("audit_log", "time_us"); got[0] != us(auditCut) {
 			t.Errorf("oldest audit entry at %d, want the one at the cutoff, %d", got[0], us(auditCut))
 		}
-		vr, err := audit.Verify(ctx, e.db)
+		vr, err := audit.Verify(ctx, e.db, e.cs.audit.PublicKey())
 		if err != nil || !vr.OK() {
 			t.Fatalf("audit.Verify after purge: %+v %v", vr, err)
 		}
@@ -222,7 +222,7 @@ func TestPurge(t *testing.T) {
 		if counts["system "+audit.PurgeAction] != 1 || counts["system "+PurgeAction] != 2 {
 			t.Errorf("audit actions after two purges: %v", counts)
 		}
-		if vr, err := audit.Verify(ctx, e.db); err != nil || !vr.OK() {
+		if vr, err := audit.Verify(ctx, e.db, e.cs.audit.PublicKey()); err != nil || !vr.OK() {
 			t.Fatalf("audit.Verify after second purge: %+v %v", vr, err)
 		}
 	})
@@ -325,7 +325,7 @@ func TestNewRefusesInvalidRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	al, err := audit.New(audit.Config{DB: db, Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), KeyID: "test"})
+	al, err := audit.New(audit.Config{DB: db, Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))})
 	if err != nil {
 		t.Fatal(err)
 	}

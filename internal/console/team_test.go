@@ -470,13 +470,13 @@ func TestOwnersDemoteEachOther(t *testing.T) {
 func TestAcceptWithPasswordIsLogged(t *testing.T) {
 	e, fm := newTeamEnv(t, filepath.Join(t.TempDir(), "c.db"))
 	owner := e.signup("owner@example.com")
-	e.signup("bea@example.com")
+	bea := e.signup("bea@example.com")
 	tok := owner.invite(fm, "bea@example.com", "member")
 	anon := &client{e: e}
 	anon.must(401, "POST", "/api/v1/invitations/accept", map[string]string{"token": tok, "password": "not her password!"})
 	anon.must(200, "POST", "/api/v1/invitations/accept", map[string]string{"token": tok, "password": testPassword})
 	var got []string
-	for _, it := range owner.must(200, "GET", "/api/v1/access-log", nil).body["items"].([]any) {
+	for _, it := range bea.must(200, "GET", "/api/v1/access-log", nil).body["items"].([]any) { // hers alone
 		m := it.(map[string]any)
 		got = append(got, fmt.Sprint(m["email"], " ", m["result"]))
 	}
