@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every check of the project: vet, formatting, the whole test suite under the race detector, and each fuzz
-# target briefly. Prerequisites (Go modules, Debian packages) are installed by .ci/run.
+# Runs every check of the project: vet, formatting, known vulnerabilities (scripts/vulncheck.sh), the whole test
+# suite under the race detector, and each fuzz target briefly. Prerequisites (Go modules, Debian packages, the
+# PostgreSQL and NATS servers of STOA_TEST_PG and STOA_TEST_NATS) are made ready by .ci/run.
 #   FUZZTIME=30s bash scripts/test.sh     fuzz longer
 #   SKIP_FUZZ=1 bash scripts/test.sh      skip the fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 # the toolchain go.mod names (go1.26.8's standard library has known vulnerabilities)
 fuzztime=${FUZZTIME:-5s}
 
 step() { printf '\n== %s\n' "$*"; }
@@ -17,6 +19,9 @@ unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+
+step "govulncheck (offline database)"
+bash scripts/vulncheck.sh
 
 step "go test -race"
 go test -race -count=1 -timeout 20m ./...
