@@ -62,7 +62,11 @@ func (c *Cluster) PutBlock(ctx context.Context, b Block) error {
 	if err := c.ensureRegion(ctx, b.Region); err != nil {
 		return err
 	}
-	return c.put(ctx, c.regionBuckets(b.Region).blocks, ipKey(b.IP), b, d)
+	v, err := c.sealed(kindBlock, b)
+	if err != nil {
+		return err
+	}
+	return c.put(ctx, c.regionBuckets(b.Region).blocks, ipKey(b.IP), v, d)
 }
 
 // DeleteBlock lifts the block of ip in region (empty: the node's).

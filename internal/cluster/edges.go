@@ -95,7 +95,11 @@ func (c *Cluster) Heartbeat(ctx context.Context, e EdgeInfo) error {
 		return err
 	}
 	e.Updated = time.Now().UTC()
-	return c.put(ctx, c.regionBuckets(e.Region).edges, encodeToken(e.ID), e, c.cfg.EdgeTTL)
+	v, err := c.sealed(kindEdge, e)
+	if err != nil {
+		return err
+	}
+	return c.put(ctx, c.regionBuckets(e.Region).edges, encodeToken(e.ID), v, c.cfg.EdgeTTL)
 }
 
 // LeaveEdge removes an edge from the listing at once (a graceful stop; a crashed edge expires instead).
