@@ -44,7 +44,8 @@ Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the prin
 more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
 App Certificate are generated on the first run and kept in DIR, or taken from the flags. Prints
 "stoa dev ready" once everything listens, then the URL, the credentials, the NATS URL (other stoa edge and
-stoa dispatch processes may join with --nats) and the edges. Listening off loopback serves HTTPS/WSS with a
+stoa dispatch processes may join with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus
+accepts no connection without credentials) and the edges. Listening off loopback serves HTTPS/WSS with a
 self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
@@ -52,7 +53,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 			fs.StringVar(&appCert, "app-cert", "", "App Certificate of the demo project (with --app-id)")
 			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project, certificates and the bus's storage")
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
-			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server (-1: a free port)")
+			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			retain.register(fs)
 		},

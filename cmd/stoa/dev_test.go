@@ -524,3 +524,12 @@ func TestDevBusAuthentication(t *testing.T) {
 		t.Errorf("joined through %+v, want the extra edge", summary)
 	}
 }
+
+// TestDevRefusesNATSOffLoopback (finding 9): stoa dev's bus has no TLS, so --nats-listen off loopback is refused
+// with the reason.
+func TestDevRefusesNATSOffLoopback(t *testing.T) {
+	code, _, errOut := stoa(t, "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--nats-listen", "0.0.0.0:0")
+	if code == 0 || !strings.Contains(errOut, "without TLS") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
