@@ -295,3 +295,22 @@ func TestStartFailsWhenRefused(t *testing.T) {
 		t.Errorf("error %v (context: %v)", err, ctx.Err())
 	}
 }
+
+// TestWriteRefusedForOtherIdentity: a node asked to write a record its credentials do not allow (another id or
+// region) says so at once instead of writing a record every reader ignores.
+func TestWriteRefusedForOtherIdentity(t *testing.T) {
+	b := newAuthBus(t)
+	b.node(t, "eu", "console", busauth.Identity{Role: busauth.RoleConsole})
+	e := b.node(t, "eu", "edge-a", busauth.Identity{Role: busauth.RoleEdge, Regions: []string{"eu"}, ID: "edge-a"})
+	ctx := ctxT(t)
+	for name, err := range map[string]error{
+		"other id":           e.Heartbeat(ctx, EdgeInfo{ID: "edge-b", URL: "wss://b"}),
+		"other region":       e.Heartbeat(ctx, EdgeInfo{ID: "edge-a", Region: "us", URL: "wss://b"}),
+		"a dispatcher key":   e.PutDispatcherKey(ctx, DispatcherKey{ID: "edge-a", PublicKey: make([]byte, ed25519.PublicKeySize)}),
+		"a block by another": e.PutBlock(ctx, Block{IP: netip.MustParseAddr("192.0.2.1"), Until: time.Now().Add(time.Minute), By: "edge-b"}),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "do not allow") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

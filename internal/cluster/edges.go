@@ -91,12 +91,12 @@ func (c *Cluster) Heartbeat(ctx context.Context, e EdgeInfo) error {
 	if err := e.validate(); err != nil {
 		return err
 	}
-	if err := c.ensureRegion(ctx, e.Region); err != nil {
-		return err
-	}
 	e.Updated = time.Now().UTC()
 	v, err := c.sealed(kindEdge, e)
 	if err != nil {
+		return err
+	}
+	if err := c.ensureRegion(ctx, e.Region); err != nil {
 		return err
 	}
 	return c.put(ctx, c.regionBuckets(e.Region).edges, encodeToken(e.ID), v, c.cfg.EdgeTTL)

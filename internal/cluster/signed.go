@@ -84,8 +84,17 @@ func (c *Cluster) loadCredentials() error {
 	return nil
 }
 
-// sealed returns the stored form of record v of kind: an envelope, signed when the node has an identity.
-func (c *Cluster) sealed(kind string, v any) (json.RawMessage, error) {
+// sealed returns the stored form of record v of kind: an envelope, signed when the node has an identity. A record
+// the node's identity may not sign is refused here, with the reason, rather than written and ignored by every
+// reader.
+func (c *Cluster) sealed(kind string, v interface{ signer() writer }) (json.RawMessage, error) {
+	if c.verifier != nil {
+		if id, _ := c.creds.Identity(); !v.signer().allowedBy(id) {
+			w := v.signer()
+			return nil, fmt.Errorf("cluster: %s %q of region %q: the bus credentials (%s) do not allow writing it",
+				kind, w.id, w.region, id)
+		}
+	}
 	body, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode: %w", err)
