@@ -16,13 +16,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/tlsutil"
 	"github.com/stoa-rtc/stoa/token"
 )
 
 // TestBusInitProduction (finding 9): the production set-up of docs/deploy.md. `stoa bus init` writes the
-// nats-server configuration, a real NATS server runs with it (included as the documentation says), and an edge and
-// a dispatcher with credentials from `stoa bus issue` schedule a client; a connection without credentials is
-// refused and the edge's credentials cannot write a project.
+// nats-server configuration, a real NATS server runs with the documentation's stoa-common.conf including it, and an
+// edge and a dispatcher with credentials from `stoa bus issue` schedule a client; a connection without credentials
+// is refused and the edge's credentials cannot write a project.
 func TestBusInitProduction(t *testing.T) {
 	dir := t.TempDir()
 	if code, out, errOut := stoa(t, "bus", "init", "--dir", dir); code != 0 || !strings.Contains(out, "nats-server.conf") {
@@ -33,27 +34,9 @@ func TestBusInitProduction(t *testing.T) {
 	} else if regexp.MustCompile(`S[OAU][A-Z2-7]{50}`).MatchString(errOut) {
 		t.Errorf("the error shows a seed: %s", errOut)
 	}
-	conf := filepath.Join(dir, "server.conf")
-	if err := os.WriteFile(conf, []byte("host: 127.0.0.1\nport: -1\njetstream { store_dir: \""+filepath.Join(dir, "js")+"\" }\ninclude ./nats-server.conf\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatalf("the generated configuration: %v", err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	url := srv.ClientURL()
+	url, ca := startDocumentedNATS(t, dir)
 
-	if nc, err := nats.Connect(url); err == nil {
+	if nc, err := nats.Connect(url, nats.RootCAs(ca)); err == nil {
 		nc.Close()
 		t.Fatal("the server accepted a connection without credentials")
 	}
@@ -67,6 +50,7 @@ func TestBusInitProduction(t *testing.T) {
 	// The console publishes a project.
 	ccfg := cluster.Default()
 	ccfg.URLs, ccfg.Region, ccfg.Node, ccfg.CredentialsFile = []string{url}, "eu", "console", filepath.Join(dir, "console.creds")
+	ccfg.TLSCAFile = ca
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	console, err := cluster.Start(ctx, ccfg)
@@ -92,9 +76,9 @@ func TestBusInitProduction(t *testing.T) {
 		}
 		return out
 	}
-	run("edge", "--nats", url, "--nats-creds", filepath.Join(dir, "edge.creds"), "--region", "eu", "--id", "edge-eu-1",
+	run("edge", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "edge.creds"), "--region", "eu", "--id", "edge-eu-1",
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error")
-	dout := run("dispatch", "--nats", url, "--nats-creds", filepath.Join(dir, "dispatch.creds"), "--region", "eu", "--id", "d-eu-1",
+	dout := run("dispatch", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "dispatch.creds"), "--region", "eu", "--id", "d-eu-1",
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error")
 	durl := regexp.MustCompile(`url=(\S+)`).FindStringSubmatch(dout.String())[1]
 
@@ -119,7 +103,7 @@ func TestBusInitProduction(t *testing.T) {
 		}
 	}
 
-	nc, err := nats.Connect(url, nats.UserCredentials(filepath.Join(dir, "edge.creds")), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	nc, err := nats.Connect(url, nats.RootCAs(ca), nats.UserCredentials(filepath.Join(dir, "edge.creds")), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,4 +114,55 @@ func TestBusInitProduction(t *testing.T) {
 	if err := nc.LastError(); err == nil || !strings.Contains(err.Error(), subj) {
 		t.Errorf("the edge's credentials wrote a project (last error %v)", err)
 	}
+}
+
+// startDocumentedNATS runs a NATS server with docs/deploy.md's stoa-common.conf, its certificate, key and store
+// paths pointed into dir and the bus configuration `stoa bus init` wrote to dir included as stoa-bus.conf. It
+// returns the server's URL and the CA file that verifies it.
+func startDocumentedNATS(t *testing.T, dir string) (url, ca string) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)`/etc/nats/stoa-common.conf`:\\s*```\\n(.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("no stoa-common.conf in docs/deploy.md")
+	}
+	_, certFile, err := tlsutil.SelfSigned(filepath.Join(dir, "tls"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer(
+		"listen: 0.0.0.0:4222", "listen: 127.0.0.1:-1",
+		"http: 127.0.0.1:8222", "",
+		"/etc/nats/tls/server.pem", certFile,
+		"/etc/nats/tls/server-key.pem", filepath.Join(dir, "tls", "key.pem"),
+		"/etc/nats/tls/ca.pem", certFile,
+		"/var/lib/nats", filepath.Join(dir, "js"),
+	).Replace(string(m[1]))
+	bus, err := os.ReadFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"stoa-common.conf": []byte(conf), "stoa-bus.conf": bus} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "stoa-common.conf"))
+	if err != nil {
+		t.Fatalf("the documented configuration: %v", err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return "tls://" + srv.Addr().String(), certFile
 }
