@@ -466,7 +466,7 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 
 // TestDevBusAuthentication (finding 9): stoa dev's NATS refuses a connection without credentials; a further
 // `stoa edge` with DATA/nats/edge.creds joins, is listed by the dispatcher and serves a client; edge.creds cannot
-// write the projects bucket nor the heartbeat of stoa dev's own edge.
+// write the projects bucket, the heartbeat of stoa dev's own edge, a dispatcher key or a block.
 func TestDevBusAuthentication(t *testing.T) {
 	d := startDev(t)
 	if nc, err := nats.Connect(d.nats); err == nil {
@@ -480,7 +480,8 @@ func TestDevBusAuthentication(t *testing.T) {
 	defer nc.Close()
 	for _, subj := range []string{"$KV.stoa_projects." + base64.RawURLEncoding.EncodeToString([]byte(d.appID)),
 		"$KV.stoa_edges_local." + base64.RawURLEncoding.EncodeToString([]byte("edge-1")),
-		"$KV.stoa_dispatchers." + base64.RawURLEncoding.EncodeToString([]byte("x"))} {
+		"$KV.stoa_dispatchers." + base64.RawURLEncoding.EncodeToString([]byte("x")),
+		"$KV.stoa_blocks_local." + base64.RawURLEncoding.EncodeToString([]byte("192.0.2.1"))} {
 		nc.Publish(subj, []byte(`{}`))
 		nc.Flush()
 		if err := nc.LastError(); err == nil || !strings.Contains(err.Error(), subj) {

@@ -15,7 +15,8 @@ import "github.com/nats-io/jwt/v2"
 //     their regions' blocks and events;
 //   - subscribe only to their own reply subjects (InboxPrefix(pub)), so that no node reads another's replies.
 //
-// With AnyID the id is a wildcard, except for the reserved ids, whose records stay out of reach.
+// With AnyID the id is a wildcard, except for the reserved ids, whose records stay out of reach, and blocks are
+// not shared: a block is region-wide, so only a node that answers for it under its own id may publish one.
 func Permissions(id Identity, prefix, pub string, reserved ...string) jwt.Permissions {
 	var p jwt.Permissions
 	if id.Role == RoleConsole {
@@ -49,7 +50,10 @@ func Permissions(id Identity, prefix, pub string, reserved ...string) jwt.Permis
 		for _, b := range []string{"edges_", "channels_", "control_", "blocks_"} {
 			p.Pub.Allow.Add(api + "STREAM.CREATE.KV_" + prefix + "_" + b + region)
 		}
-		p.Pub.Allow.Add(kv+"blocks_"+region+".*", prefix+".events."+region+".*")
+		p.Pub.Allow.Add(prefix + ".events." + region + ".*")
+		if !id.AnyID {
+			p.Pub.Allow.Add(kv + "blocks_" + region + ".*")
+		}
 		if id.Role == RoleEdge {
 			p.Pub.Allow.Add(kv+"edges_"+region+"."+own, kv+"channels_"+region+".*.*."+own)
 			for _, r := range reserved {

@@ -101,7 +101,8 @@ func TestBusRefusesUnauthenticated(t *testing.T) {
 
 // TestEdgeCredentialsWriteOnlyTheirOwn (finding 9): an edge's credentials, its own or the role-wide ones of
 // `stoa dev` (any id but the reserved ones), cannot write a project, another edge's heartbeat, a dispatcher key,
-// another region's events or change a bucket; they can write the edge's own heartbeat.
+// another region's events or change a bucket; they can write the edge's own heartbeat. Only an edge's own
+// credentials may publish blocks.
 func TestEdgeCredentialsWriteOnlyTheirOwn(t *testing.T) {
 	b := newAuthBus(t)
 	console := b.node(t, "eu", "console", busauth.Identity{Role: busauth.RoleConsole})
@@ -129,6 +130,9 @@ func TestEdgeCredentialsWriteOnlyTheirOwn(t *testing.T) {
 				if !d.refused(t, subj, []byte(`{}`)) {
 					t.Errorf("publishing to %s was allowed", subj)
 				}
+			}
+			if blocks := "$KV." + p + "_blocks_eu." + ipKey(netip.MustParseAddr("192.0.2.9")); d.refused(t, blocks, []byte(`{}`)) != id.AnyID {
+				t.Errorf("publishing a block: refused %v, want %v", !id.AnyID, id.AnyID)
 			}
 			if d.refused(t, "$KV."+p+"_edges_eu."+encodeToken("edge-a"), []byte(`{}`)) {
 				t.Error("the edge could not write its own heartbeat")
@@ -197,6 +201,8 @@ func TestForgedRecordsIgnored(t *testing.T) {
 			signedBy(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{"eu"}, ID: "mint"}, kindDispatcherKey, dkey)},
 		{"block unsigned", "_blocks_eu", ipKey(ip), envelopeOf(block, "", nil)},
 		{"block by the console", "_blocks_eu", ipKey(ip), signedBy(consoleID, kindBlock, block)},
+		{"block by shared credentials", "_blocks_eu", ipKey(ip),
+			signedBy(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{"eu"}, AnyID: true}, kindBlock, block)},
 		{"block in another edge's name", "_blocks_eu", ipKey(ip),
 			signedBy(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{"eu"}, ID: "edge-z"}, kindBlock, block)},
 	}

@@ -50,8 +50,8 @@ func (k DispatcherKey) signer() writer { return writer{busauth.RoleDispatch, k.R
 func (b Block) signer() writer { return writer{"", b.Region, b.By} }
 
 func (w writer) allowedBy(id busauth.Identity) bool {
-	if w.role == "" { // blocks: either role
-		return id.Allows(busauth.RoleEdge, w.region, w.id) || id.Allows(busauth.RoleDispatch, w.region, w.id)
+	if w.role == "" { // blocks: either role, under its own id (not shared credentials, see busauth.Permissions)
+		return !id.AnyID && (id.Allows(busauth.RoleEdge, w.region, w.id) || id.Allows(busauth.RoleDispatch, w.region, w.id))
 	}
 	return id.Allows(w.role, w.region, w.id)
 }
