@@ -76,8 +76,16 @@ func TestBusInitProduction(t *testing.T) {
 		}
 		return out
 	}
-	run("edge", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "edge.creds"), "--region", "eu", "--id", "edge-eu-1",
+	// An --id the credentials do not name is refused; without --id, the node takes the credentials' id.
+	if code, _, errOut := stoa(t, "edge", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "edge.creds"),
+		"--region", "eu", "--id", "edge-eu-2", "--listen", "127.0.0.1:0", "--data", t.TempDir()); code != 2 || !strings.Contains(errOut, "issued for") {
+		t.Errorf("edge with another id: %d %s", code, errOut)
+	}
+	eout := run("edge", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "edge.creds"), "--region", "eu",
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error")
+	if !strings.Contains(eout.String(), "id=edge-eu-1") {
+		t.Errorf("edge: %s", eout.String())
+	}
 	dout := run("dispatch", "--nats", url, "--nats-ca", ca, "--nats-creds", filepath.Join(dir, "dispatch.creds"), "--region", "eu", "--id", "d-eu-1",
 		"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error")
 	durl := regexp.MustCompile(`url=(\S+)`).FindStringSubmatch(dout.String())[1]
