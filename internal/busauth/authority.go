@@ -9,7 +9,7 @@
 // embedded server, ServerConfig for nats-server), so a connection without credentials signed that way is refused.
 //
 // The same NKey is the node's signing key: a node signs its heartbeats, dispatcher keys and blocks with it and
-// attaches its user JWT (Signer), and every reader checks that the JWT was issued by the Stoa account, that it
+// attaches its user JWT (Credentials.Sign), and every reader checks that the JWT was issued by the Stoa account, that it
 // names the role, region and id the record claims, and that the signature verifies (Verifier). A process that can
 // write to the bus therefore cannot add an edge, mint tickets or block an address unless it holds the credentials
 // of a node that may.
