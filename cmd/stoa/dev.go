@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/busauth"
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/console"
@@ -44,7 +45,8 @@ Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the prin
 more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
 App Certificate are generated on the first run and kept in DIR, or taken from the flags. Prints
 "stoa dev ready" once everything listens, then the URL, the credentials, the NATS URL (other stoa edge and
-stoa dispatch processes may join with --nats) and the edges. Listening off loopback serves HTTPS/WSS with a
+stoa dispatch processes may join with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus
+accepts no connection without credentials) and the edges. Listening off loopback serves HTTPS/WSS with a
 self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
@@ -52,7 +54,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 			fs.StringVar(&appCert, "app-cert", "", "App Certificate of the demo project (with --app-id)")
 			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project, certificates and the bus's storage")
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
-			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server (-1: a free port)")
+			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			retain.register(fs)
 		},
@@ -157,11 +159,25 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		names[i] = r.name
 	}
 
-	// The bus: an embedded NATS server, which the dispatcher's cluster handle runs.
+	// The bus: an embedded NATS server, which the console's cluster handle runs. It accepts only credentials issued
+	// by the authority kept in DATA/nats; each node of this process gets its own, and edge.creds and
+	// dispatch.creds there let more edges and dispatchers join (any id but this process's nodes').
+	natsDir := filepath.Join(o.dataDir, "nats")
+	var edgeIDs []string
+	for _, r := range o.regions {
+		for i := 1; i <= r.edges; i++ {
+			edgeIDs = append(edgeIDs, devEdgeID(o.regions, r.name, i))
+		}
+	}
+	creds, err := devCredentials(natsDir, names, edgeIDs)
+	if err != nil {
+		return err
+	}
 	ccfg := cluster.Default()
-	ccfg.Region, ccfg.Regions, ccfg.Node, ccfg.Logger = names[0], names[1:], "dev-dispatcher", o.log
+	ccfg.Region, ccfg.Regions, ccfg.Node, ccfg.Logger = names[0], names[1:], "dev-console", o.log
 	ccfg.Embedded.Listen = o.natsListen
-	ccfg.Embedded.StoreDir = filepath.Join(o.dataDir, "nats")
+	ccfg.Embedded.StoreDir = natsDir
+	ccfg.Embedded.Authority, ccfg.Credentials = creds.auth, creds.console
 	// The console's key signs every project, the demo one included; every node accepts only those.
 	signer, err := projectSigner(o.dataDir)
 	if err != nil {
@@ -199,7 +215,21 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	defer closeConsole()
-	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: bus, ID: "dev-dispatcher", Region: names[0],
+	// The dispatcher has its own cluster handle and credentials, as every node of a network.
+	dcfg := cluster.Default()
+	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], names[1:], devDispatcherID, o.log
+	dcfg.ProjectKeys = projectKeys
+	if dcfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleDispatch, Regions: names[:1], ID: devDispatcherID}); err != nil {
+		ln.Close()
+		return err
+	}
+	dbus, err := cluster.Start(ctx, dcfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer dbus.Close()
+	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: dbus, ID: devDispatcherID, Region: names[0],
 		Regions: names, Guard: devGuard(), Logger: o.log})
 	if err != nil {
 		ln.Close()
@@ -233,13 +263,15 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	for _, r := range o.regions {
 		for i := 1; i <= r.edges; i++ {
-			id := fmt.Sprintf("%s-%d", r.name, i)
-			if len(o.regions) == 1 && r.name == "local" {
-				id = fmt.Sprintf("edge-%d", i)
-			}
+			id := devEdgeID(o.regions, r.name, i)
 			ecfg := cluster.Default()
 			ecfg.URLs, ecfg.Region, ecfg.Node, ecfg.Logger = []string{bus.ClientURL()}, r.name, id, o.log
 			ecfg.ProjectKeys = projectKeys
+			if ecfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{r.name}, ID: id}); err != nil {
+				stop()
+				wg.Wait()
+				return err
+			}
 			ec, err := cluster.Start(runCtx, ecfg)
 			if err != nil {
 				stop()
@@ -287,7 +319,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		seen := 0
 		for _, n := range names {
-			seen += len(bus.Edges(n))
+			seen += len(dbus.Edges(n))
 		}
 		if seen == total {
 			break
@@ -300,6 +332,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
 	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
 	fmt.Fprintf(env.stdout, "  projects:  signed with key %x (more edges on this bus: --project-keys)\n", projectKeys[0])
+	fmt.Fprintf(env.stdout, "  bus creds: %s, %s (more edges and dispatchers: --nats-creds)\n",
+		filepath.Join(natsDir, edgeCredsFile), filepath.Join(natsDir, dispatchCredsFile))
 	fmt.Fprintf(env.stdout, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {
@@ -317,6 +351,72 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	srv.Shutdown(sctx)
 	wg.Wait()
 	return firstError(errs, nil)
+}
+
+// devDispatcherID is the id of stoa dev's dispatcher.
+const devDispatcherID = "dev-dispatcher"
+
+// devEdgeID is the id of the i-th edge of region name: "<region>-<i>", or "edge-<i>" in the default layout.
+func devEdgeID(regions []devRegion, name string, i int) string {
+	if len(regions) == 1 && name == "local" {
+		return fmt.Sprintf("edge-%d", i)
+	}
+	return fmt.Sprintf("%s-%d", name, i)
+}
+
+// The role-wide credentials stoa dev writes for extra processes, and the console's.
+const (
+	edgeCredsFile     = "edge.creds"
+	dispatchCredsFile = "dispatch.creds"
+	consoleCredsFile  = "console.creds"
+)
+
+// devCreds issues the credentials of stoa dev's bus.
+type devCreds struct {
+	auth    *busauth.Authority
+	console []byte
+}
+
+func (d devCreds) issue(id busauth.Identity, reserved ...string) ([]byte, error) {
+	return d.auth.Issue(id, cluster.Default().Prefix, reserved...)
+}
+
+// devCredentials loads or creates the bus authority in dir, issues the console's credentials, and writes the
+// credentials for extra edges and dispatchers (any id in regions but this process's edges' and dispatcher's) and
+// for operator commands (console.creds, e.g. for stoa cluster drain).
+func devCredentials(dir string, regions, edgeIDs []string) (devCreds, error) {
+	auth, err := busauth.LoadOrCreate(filepath.Join(dir, authorityFile))
+	if err != nil {
+		return devCreds{}, err
+	}
+	d := devCreds{auth: auth}
+	if d.console, err = d.issue(busauth.Identity{Role: busauth.RoleConsole}); err != nil {
+		return d, err
+	}
+	edgeCreds, err := d.issue(busauth.Identity{Role: busauth.RoleEdge, Regions: regions, AnyID: true}, edgeIDs...)
+	if err != nil {
+		return d, err
+	}
+	dispatchCreds, err := d.issue(busauth.Identity{Role: busauth.RoleDispatch, Regions: regions, AnyID: true}, devDispatcherID)
+	if err != nil {
+		return d, err
+	}
+	for name, b := range map[string][]byte{edgeCredsFile: edgeCreds, dispatchCredsFile: dispatchCreds, consoleCredsFile: d.console} {
+		if err := writePrivate(filepath.Join(dir, name), b); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// writePrivate replaces the file at path with b, readable by the owner only.
+func writePrivate(path string, b []byte) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp) // WriteFile would keep an existing file's mode
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // firstError returns the first error reported on errs, or def.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/stoa-rtc/stoa/internal/loadtest"
 	"github.com/stoa-rtc/stoa/token"
@@ -38,8 +41,12 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type devNet struct {
 	url, appID, appCert, nats string
 	projectKey, region        string      // the console's project key (hex); the first edge's region
+	dataDir                   string      // its --data
 	log                       *syncBuffer // its standard error: the log
 }
+
+// creds returns the path of one of the credentials stoa dev writes: "edge", "dispatch" or "console".
+func (d devNet) creds(role string) string { return filepath.Join(d.dataDir, "nats", role+".creds") }
 
 func startDev(t *testing.T, extra ...string) devNet {
 	t.Helper()
@@ -47,7 +54,13 @@ func startDev(t *testing.T, extra ...string) devNet {
 	var out syncBuffer
 	errOut := &syncBuffer{}
 	done := make(chan int, 1)
-	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, extra...)
+	dataDir := t.TempDir()
+	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}, extra...)
+	for i, a := range extra {
+		if a == "--data" && i+1 < len(extra) {
+			dataDir = extra[i+1]
+		}
+	}
 	go func() { done <- runMain(ctx, args, &out, errOut) }()
 	t.Cleanup(func() {
 		cancel()
@@ -74,7 +87,8 @@ func startDev(t *testing.T, extra ...string) devNet {
 		t.Errorf("first line: %q", out.String())
 	}
 	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"),
-		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`), log: errOut}
+		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`),
+		dataDir: dataDir, log: errOut}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -185,7 +199,7 @@ func TestClusterCommands(t *testing.T) {
 	}
 	statusOf := func() {
 		t.Helper()
-		code, out, errOut := stoa(t, "cluster", "status", "--nats", d.nats, "--json")
+		code, out, errOut := stoa(t, "cluster", "status", "--nats", d.nats, "--nats-creds", d.creds("console"), "--json")
 		if code != 0 {
 			t.Fatalf("status: %d %s", code, errOut)
 		}
@@ -201,7 +215,7 @@ func TestClusterCommands(t *testing.T) {
 	if got["eu"] != 2 || got["us"] != 1 {
 		t.Fatalf("status: %+v", status)
 	}
-	if code, out, errOut := stoa(t, "cluster", "drain", "eu-1", "--nats", d.nats, "--regions", "eu"); code != 0 || !strings.Contains(out, "draining") {
+	if code, out, errOut := stoa(t, "cluster", "drain", "eu-1", "--nats", d.nats, "--nats-creds", d.creds("console"), "--regions", "eu"); code != 0 || !strings.Contains(out, "draining") {
 		t.Fatalf("drain: %d %s %s", code, out, errOut)
 	}
 	statusOf()
@@ -212,10 +226,10 @@ func TestClusterCommands(t *testing.T) {
 			}
 		}
 	}
-	if code, out, _ := stoa(t, "cluster", "unblock", "127.0.0.2", "--nats", d.nats, "--regions", "eu"); code != 0 || !strings.Contains(out, "unblocked") {
+	if code, out, _ := stoa(t, "cluster", "unblock", "127.0.0.2", "--nats", d.nats, "--nats-creds", d.creds("console"), "--regions", "eu"); code != 0 || !strings.Contains(out, "unblocked") {
 		t.Errorf("unblock: %d %s", code, out)
 	}
-	if code, _, errOut := stoa(t, "cluster", "unblock", "not-an-ip", "--nats", d.nats); code != 2 || !strings.Contains(errOut, "not an IP") {
+	if code, _, errOut := stoa(t, "cluster", "unblock", "not-an-ip", "--nats", d.nats, "--nats-creds", d.creds("console")); code != 2 || !strings.Contains(errOut, "not an IP") {
 		t.Errorf("unblock garbage: %d %s", code, errOut)
 	}
 }
@@ -414,7 +428,7 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 		var out, errOut syncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- runMain(ctx, []string{"dispatch", "--nats", d.nats, "--region", d.region,
+			done <- runMain(ctx, []string{"dispatch", "--nats", d.nats, "--nats-creds", d.creds("dispatch"), "--region", d.region,
 				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key}, &out, &errOut)
 		}()
 		t.Cleanup(func() { cancel(); <-done })
@@ -447,5 +461,76 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 	}
 	if code := status(dispatcher(d.projectKey)); code != http.StatusOK {
 		t.Errorf("a dispatcher trusting the dev console's key: %d", code)
+	}
+}
+
+// TestDevBusAuthentication (finding 9): stoa dev's NATS refuses a connection without credentials; a further
+// `stoa edge` with DATA/nats/edge.creds joins, is listed by the dispatcher and serves a client; edge.creds cannot
+// write the projects bucket, the heartbeat of stoa dev's own edge, a dispatcher key or a block.
+func TestDevBusAuthentication(t *testing.T) {
+	d := startDev(t)
+	if nc, err := nats.Connect(d.nats); err == nil {
+		nc.Close()
+		t.Fatal("stoa dev's NATS accepted a connection without credentials")
+	}
+	nc, err := nats.Connect(d.nats, nats.UserCredentials(d.creds("edge")), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, subj := range []string{"$KV.stoa_projects." + base64.RawURLEncoding.EncodeToString([]byte(d.appID)),
+		"$KV.stoa_edges_local." + base64.RawURLEncoding.EncodeToString([]byte("edge-1")),
+		"$KV.stoa_dispatchers." + base64.RawURLEncoding.EncodeToString([]byte("x")),
+		"$KV.stoa_blocks_local." + base64.RawURLEncoding.EncodeToString([]byte("192.0.2.1"))} {
+		nc.Publish(subj, []byte(`{}`))
+		nc.Flush()
+		if err := nc.LastError(); err == nil || !strings.Contains(err.Error(), subj) {
+			t.Errorf("edge.creds published to %s (last error %v)", subj, err)
+		}
+	}
+
+	// Drain the dev edge, so that the client can only be scheduled onto the extra one.
+	if code, _, errOut := stoa(t, "cluster", "drain", "edge-1", "--nats", d.nats, "--nats-creds", d.creds("console")); code != 0 {
+		t.Fatalf("drain: %d %s", code, errOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"edge", "--nats", d.nats, "--nats-creds", d.creds("edge"), "--id", "extra",
+			"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", d.projectKey}, &out, &errOut)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "ready"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("extra edge not ready: %s", errOut.String())
+		}
+	}
+	// The dispatcher lists it (once its heartbeat has arrived), and a client joins a call through it.
+	var summary joinSummary
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, jout, jerr := stoa(t, "join", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--channel", "x",
+			"--uid", "1", "--subscribe", "--duration", "300ms", "--json")
+		if code == 0 {
+			if err := json.Unmarshal([]byte(jout), &summary); err != nil {
+				t.Fatalf("join printed %q: %v", jout, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("join through the extra edge: %d %s", code, jerr)
+		}
+	}
+	if summary.Edge != "extra" {
+		t.Errorf("joined through %+v, want the extra edge", summary)
+	}
+}
+
+// TestDevRefusesNATSOffLoopback (finding 9): stoa dev's bus has no TLS, so --nats-listen off loopback is refused
+// with the reason.
+func TestDevRefusesNATSOffLoopback(t *testing.T) {
+	code, _, errOut := stoa(t, "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--nats-listen", "0.0.0.0:0")
+	if code == 0 || !strings.Contains(errOut, "without TLS") {
+		t.Errorf("exit %d: %s", code, errOut)
 	}
 }

@@ -50,6 +50,7 @@ func rootCommand() *command {
 			edgeCommand(),
 			dispatchCommand(),
 			clusterCommand(),
+			busCommand(),
 			auditCommand(),
 			consoleCommand(),
 			versionCommand(),

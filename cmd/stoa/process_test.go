@@ -91,22 +91,32 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	dev := startProc(t, bin, "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--regions", "home:1", "--log-level", "error")
+	data := t.TempDir()
+	dev := startProc(t, bin, "dev", "--listen", "127.0.0.1:0", "--data", data, "--regions", "home:1", "--log-level", "error")
 	appID := dev.waitLine(t, `app id:\s+(\S+)`)[1]
 	appCert := dev.waitLine(t, `app cert:\s+(\S+)`)[1]
 	nats := dev.waitLine(t, `nats:\s+(\S+)`)[1]
 	projectKey := dev.waitLine(t, `projects:\s+signed with key (\S+)`)[1] // the standalone nodes trust only it
+	// Region eu is not stoa dev's: its nodes get credentials for it from dev's bus authority.
+	creds := map[string]string{}
+	for _, role := range []string{"edge", "dispatch"} {
+		creds[role] = filepath.Join(data, "eu-"+role+".creds")
+		if out, err := exec.Command(bin, "bus", "issue", "--dir", filepath.Join(data, "nats"), "--role", role, "--region", "eu",
+			"--any-id", "--out", creds[role]).CombinedOutput(); err != nil {
+			t.Fatalf("bus issue: %v\n%s", err, out)
+		}
+	}
 
 	edges := map[string]*proc{}
 	startEdge := func(id string) {
-		p := startProc(t, bin, "edge", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error",
+		p := startProc(t, bin, "edge", "--nats", nats, "--nats-creds", creds["edge"], "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error",
 			"--project-keys", projectKey)
 		p.waitLine(t, `ready.*id=`+id)
 		edges[id] = p
 	}
 	startEdge("eu-0")
 	startEdge("eu-1")
-	disp := startProc(t, bin, "dispatch", "--nats", nats, "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error",
+	disp := startProc(t, bin, "dispatch", "--nats", nats, "--nats-creds", creds["dispatch"], "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error",
 		"--project-keys", projectKey)
 	url := disp.waitLine(t, `ready.*url=(\S+)`)[1]
 

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/busauth"
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/edge"
@@ -109,7 +111,7 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 	f.nats.register(fs)
 	fs.StringVar(&f.region, "region", "local", "region this "+role+" serves")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "HTTP address ("+role+" API); TLS is required off loopback")
-	fs.StringVar(&f.id, "id", "", "node id in the cluster (default: "+role+"-<random>)")
+	fs.StringVar(&f.id, "id", "", "node id in the cluster (default: the id --nats-creds are issued for, or "+role+"-<random>)")
 	fs.StringVar(&f.dataDir, "data", ".stoa-"+role, "directory for the self-signed certificate")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the listener")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM) for the listener")
@@ -133,6 +135,9 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 	if err := checkLimits(f.limits); err != nil {
 		return nil, nil, "", nil, err
 	}
+	if err := f.idFromCredentials(); err != nil {
+		return nil, nil, "", nil, err
+	}
 	if f.id == "" {
 		f.id = role + "-" + randomHex(4)
 	}
@@ -154,6 +159,31 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 		return nil, nil, "", nil, err
 	}
 	return c, ln, scheme, log, nil
+}
+
+// idFromCredentials takes the node's id from --nats-creds when they are issued for one id (stoa bus issue --id),
+// and refuses an --id they do not allow: the node's heartbeats or key would be refused by every reader.
+func (f *roleFlags) idFromCredentials() error {
+	if f.nats.creds == "" {
+		return nil
+	}
+	b, err := os.ReadFile(f.nats.creds)
+	if err != nil {
+		return fmt.Errorf("--nats-creds: %w", err)
+	}
+	c, err := busauth.ParseCredentials(b)
+	if err != nil {
+		return fmt.Errorf("--nats-creds: %w", err)
+	}
+	id, ok := c.Identity()
+	switch {
+	case !ok || id.AnyID || id.Role == busauth.RoleConsole:
+	case f.id == "":
+		f.id = id.ID
+	case f.id != id.ID:
+		return usagef("--id %q: the credentials are issued for %q", f.id, id.ID)
+	}
+	return nil
 }
 
 // listen opens addr, with the connection cap of limits and TLS unless it is on loopback: the given certificate,

@@ -59,10 +59,14 @@ func (c *Cluster) PutBlock(ctx context.Context, b Block) error {
 	if b.By == "" {
 		b.By = c.cfg.Node
 	}
+	v, err := c.sealed(kindBlock, b)
+	if err != nil {
+		return err
+	}
 	if err := c.ensureRegion(ctx, b.Region); err != nil {
 		return err
 	}
-	return c.put(ctx, c.regionBuckets(b.Region).blocks, ipKey(b.IP), b, d)
+	return c.put(ctx, c.regionBuckets(b.Region).blocks, ipKey(b.IP), v, d)
 }
 
 // DeleteBlock lifts the block of ip in region (empty: the node's).

@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stoa-rtc/stoa/internal/busauth"
 )
 
 // ErrClosed is returned by operations on a closed Cluster.
@@ -50,6 +52,10 @@ type Cluster struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 
+	creds    *busauth.Credentials // the node's credentials, or nil
+	verifier *busauth.Verifier    // checks signed records; nil accepts them unchecked
+	refused  atomic.Uint64        // records ignored for want of a valid signature
+
 	h        health
 	ttlMode  atomic.Bool // the servers expire keys themselves (per-message TTL)
 	ttlKnown atomic.Bool // ttlMode has been learnt from the servers
@@ -63,10 +69,11 @@ type Cluster struct {
 	emu     sync.Mutex
 	ensured map[string]bool // regions whose buckets exist, this session
 
-	kick    chan struct{} // (re)connected: restart the watches
-	ready   chan struct{} // closed when the first session is current
-	readyMu sync.Once
-	lastErr atomic.Value // string: the last setup error, for Start's report
+	kick       chan struct{} // (re)connected: restart the watches
+	connClosed chan struct{} // closed when the client has given up (Close, or authentication refused)
+	ready      chan struct{} // closed when the first session is current
+	readyMu    sync.Once
+	lastErr    atomic.Value // string: the last setup error, for Start's report
 
 	projectsBucket, dispatchersBucket string
 	evStream, evSubjectPrefix         string
@@ -112,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		regions:           map[string]*region{},
 		ensured:           map[string]bool{},
 		kick:              make(chan struct{}, 1),
+		connClosed:        make(chan struct{}),
 		ready:             make(chan struct{}),
 		events:            make(chan *nats.Msg, cfg.EventBuffer),
 		evStream:          cfg.Prefix + "_events",
@@ -119,9 +127,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		projectsBucket:    cfg.Prefix + "_projects",
 		dispatchersBucket: cfg.Prefix + "_dispatchers",
 	}
+	if err := c.loadCredentials(); err != nil {
+		return nil, err
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.projects = newStore(c.projectsBucket, 0, &c.h, log, parseTokenKey, decodeProject(cfg.ProjectKeys))
-	c.dkeys = newStore(c.dispatchersBucket, cfg.DispatcherKeyTTL, &c.h, log, parseTokenKey, decodeDispatcherKey)
+	c.dkeys = newStore(c.dispatchersBucket, cfg.DispatcherKeyTTL, &c.h, log, parseTokenKey,
+		opened(c, kindDispatcherKey, "", decodeDispatcherKey))
 	c.own = c.region(cfg.Region)
 
 	if len(cfg.URLs) == 0 {
@@ -140,6 +152,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	select {
 	case <-c.ready:
 		return c, nil
+	case <-c.connClosed:
+		c.Close()
+		return nil, fmt.Errorf("cluster: not ready: connection closed (last error: %s)", c.lastErr.Load())
 	case <-ctx.Done():
 		c.Close()
 		if e, _ := c.lastErr.Load().(string); e != "" {
@@ -239,6 +254,13 @@ func (c *Cluster) connect() error {
 				c.log.Warn("disconnected from NATS; keeping last known state", "err", err)
 			}
 		}),
+		// The client gives up on repeated authentication errors: a node that cannot be let in stops trying.
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				c.lastErr.Store(err.Error())
+			}
+			close(c.connClosed)
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
@@ -252,8 +274,12 @@ func (c *Cluster) connect() error {
 		url = c.srv.ClientURL()
 		opts = append(opts, nats.InProcessServer(c.srv))
 	}
-	if c.cfg.CredentialsFile != "" {
-		opts = append(opts, nats.UserCredentials(c.cfg.CredentialsFile))
+	if c.creds != nil {
+		opts = append(opts, nats.UserJWT(func() (string, error) { return c.creds.JWT(), nil }, c.creds.SignNonce))
+		if _, ok := c.creds.Identity(); ok {
+			// Stoa's credentials let a node subscribe only to its own replies (busauth.Permissions).
+			opts = append(opts, nats.CustomInboxPrefix(c.creds.InboxPrefix()))
+		}
 	}
 	if c.cfg.User != "" {
 		pw, err := os.ReadFile(c.cfg.PasswordFile)
@@ -609,13 +635,13 @@ func (c *Cluster) region(name string) *region {
 	}
 	r = &region{name: name, byChan: map[[2]string]map[string]struct{}{}}
 	b := c.regionBuckets(name)
-	r.edges = newStore(b.edges, c.cfg.EdgeTTL, &c.h, c.log, parseTokenKey, decodeEdge)
+	r.edges = newStore(b.edges, c.cfg.EdgeTTL, &c.h, c.log, parseTokenKey, opened(c, kindEdge, name, decodeEdge))
 	r.channels = newStore(b.channels, c.cfg.ChannelTTL, &c.h, c.log, parsePlacementKey, decodePlacement(name))
 	r.drains = newStore(b.control, 0, &c.h, c.log, parseDrainKey, decodeDrain)
 	stopIdx := r.channels.listen(r.index)
 	r.stop = stopIdx
 	if name == c.cfg.Region {
-		r.blocks = newStore(b.blocks, 0, &c.h, c.log, parseIPKey, decodeBlock)
+		r.blocks = newStore(b.blocks, 0, &c.h, c.log, parseIPKey, opened(c, kindBlock, name, decodeBlock))
 		bt := &blockTimers{s: r.blocks, timers: map[netip.Addr]*time.Timer{}}
 		stopTimers := r.blocks.listen(bt.changed)
 		r.stop = func() { stopIdx(); stopTimers(); bt.stop() }
@@ -695,6 +721,9 @@ func (c *Cluster) ensureGlobal(ctx context.Context) error {
 	if c.cfg.GlobalCluster != "" {
 		sc.Placement = &jetstream.Placement{Cluster: c.cfg.GlobalCluster}
 	}
+	if !c.administers() {
+		return c.createMissingStream(ctx, sc)
+	}
 	if _, err := c.js.CreateOrUpdateStream(ctx, sc); err != nil {
 		if _, berr := c.js.Stream(ctx, sc.Name); berr != nil {
 			return fmt.Errorf("cluster: stream %s: %w", sc.Name, err)
@@ -707,6 +736,9 @@ func (c *Cluster) ensureGlobal(ctx context.Context) error {
 // ensureBucket creates or updates a bucket. When that fails but the bucket exists (a supercluster whose
 // JetStream meta leader is unreachable still serves existing buckets), it is used as it is.
 func (c *Cluster) ensureBucket(ctx context.Context, kc jetstream.KeyValueConfig) error {
+	if !c.administers() {
+		return c.createMissingBucket(ctx, kc)
+	}
 	_, err := c.js.CreateOrUpdateKeyValue(ctx, kc)
 	if err == nil {
 		return nil

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/stoa-rtc/stoa/internal/busauth"
 )
 
 // Config configures a node's connection to the cluster. The zero value is not valid; start from Default.
@@ -18,8 +21,14 @@ type Config struct {
 	// URLs are the external NATS servers to connect to (nats://, tls://), normally every server of the node's own
 	// region's NATS cluster. Empty starts an embedded NATS server in this process (see Embedded).
 	URLs []string `yaml:"urls"`
-	// CredentialsFile is a NATS credentials file (user JWT and NKey seed) for the external servers.
+	// CredentialsFile is the node's NATS credentials file (user JWT and NKey seed; `stoa bus issue` writes them).
+	// When the JWT names a Stoa identity (busauth.Identity), the node also signs its heartbeats, dispatcher keys
+	// and blocks with the key, and accepts such records only when signed by a node of the same account that may
+	// write them (see busauth).
 	CredentialsFile string `yaml:"credentials_file"`
+	// Credentials, when set, are the content of a credentials file, used instead of CredentialsFile; with an
+	// embedded server (Embedded.Authority) they are how the node itself connects.
+	Credentials []byte `yaml:"-"`
 	// User is the user name for user/password authentication to the external servers.
 	User string `yaml:"user"`
 	// PasswordFile holds the password for User (the first line of the file); passwords never appear in config.
@@ -104,10 +113,13 @@ type Config struct {
 // docs/deploy.md): one cluster of three servers per region, the regions' clusters joined by gateways into a
 // supercluster, each Stoa node connecting to its own region's cluster with URLs.
 type Embedded struct {
-	// Listen is the client address, host:port; port -1 picks a free port (see Cluster.ClientURL). Other processes
-	// can join the network through it, so anything but loopback should be firewalled: the embedded server has
-	// no authentication.
+	// Listen is the client address, host:port; port -1 picks a free port (see Cluster.ClientURL). It must be on
+	// loopback: the embedded server has no TLS, and other machines join a network's external NATS servers instead
+	// (docs/deploy.md).
 	Listen string `yaml:"listen"`
+	// Authority, when set, makes the embedded server accept only connections with credentials it issued
+	// (busauth.Authority.Issue), each limited to its role's subjects; nil accepts any connection.
+	Authority *busauth.Authority `yaml:"-"`
 	// StoreDir is the JetStream storage directory. Empty uses a temporary directory that Close removes (or no
 	// directory with MemoryStorage).
 	StoreDir string `yaml:"store_dir"`
@@ -171,14 +183,20 @@ func (c *Config) Validate() error {
 	}
 	external := len(c.URLs) > 0
 	if !external {
-		for name, v := range map[string]string{"credentials_file": c.CredentialsFile, "user": c.User,
+		if c.Embedded.Authority == nil && (c.CredentialsFile != "" || c.Credentials != nil) {
+			bad("credentials apply only to external servers (urls) or an embedded server with an authority")
+		}
+		for name, v := range map[string]string{"user": c.User,
 			"password_file": c.PasswordFile, "tls_ca_file": c.TLSCAFile, "tls_cert_file": c.TLSCertFile} {
 			if v != "" {
 				bad("%s applies only to external servers (urls)", name)
 			}
 		}
 	}
-	if c.CredentialsFile != "" && c.User != "" {
+	if c.CredentialsFile != "" && c.Credentials != nil {
+		bad("credentials_file and credentials are exclusive")
+	}
+	if (c.CredentialsFile != "" || c.Credentials != nil) && c.User != "" {
 		bad("credentials_file and user are exclusive")
 	}
 	if (c.User == "") != (c.PasswordFile == "") {
@@ -248,8 +266,11 @@ func (c *Config) Validate() error {
 	}
 
 	if !external {
-		if _, _, err := splitListen(c.Embedded.Listen); err != nil {
+		if host, _, err := splitListen(c.Embedded.Listen); err != nil {
 			bad("embedded.listen: %v", err)
+		} else if !loopbackHost(host) {
+			bad("embedded.listen %q: off loopback the bus would travel without TLS; listen on 127.0.0.1 (or ::1) and "+
+				"run nats-server with TLS for other machines (docs/deploy.md)", c.Embedded.Listen)
 		}
 		if c.Embedded.MaxMemory < 0 || c.Embedded.MaxStore < 0 {
 			bad("embedded.max_memory and max_store: want >= 0")
@@ -259,6 +280,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackHost reports whether host is "localhost" or a loopback IP address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // splitListen splits host:port, where port may be -1 (random).

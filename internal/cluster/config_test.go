@@ -58,3 +58,16 @@ func TestSplitListen(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedOnlyOnLoopback (finding 9): the embedded server has no TLS, so it listens on loopback only.
+func TestEmbeddedOnlyOnLoopback(t *testing.T) {
+	for listen, ok := range map[string]bool{"127.0.0.1:-1": true, "[::1]:4222": true, "localhost:0": true,
+		"0.0.0.0:4222": false, ":4222": false, "192.0.2.1:4222": false, "[::]:4222": false} {
+		c := Default()
+		c.Embedded.Listen = listen
+		err := c.Validate()
+		if ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "without TLS")) {
+			t.Errorf("%s: %v", listen, err)
+		}
+	}
+}

@@ -52,7 +52,11 @@ func (c *Cluster) PutDispatcherKey(ctx context.Context, k DispatcherKey) error {
 		k.Region = c.cfg.Region
 	}
 	k.Updated = time.Now().UTC()
-	return c.put(ctx, c.dispatchersBucket, encodeToken(k.ID), k, c.cfg.DispatcherKeyTTL)
+	v, err := c.sealed(kindDispatcherKey, k)
+	if err != nil {
+		return err
+	}
+	return c.put(ctx, c.dispatchersBucket, encodeToken(k.ID), v, c.cfg.DispatcherKeyTTL)
 }
 
 // DeleteDispatcherKey withdraws a dispatcher's key: its tickets stop verifying.

@@ -29,6 +29,15 @@
 // a valid key and decodes back exactly. Region names, the prefix and event types are restricted to
 // [A-Za-z0-9_-] instead, because they appear in bucket names and subjects.
 //
+// # Authentication and signed records
+//
+// With credentials (Config.CredentialsFile or Credentials, issued by package busauth) a node authenticates to NATS
+// servers that trust only the network's operator, and may publish only its role's subjects. When the credentials
+// name a Stoa identity, heartbeats, dispatcher keys and blocks are stored signed by their writer (see signed.go),
+// and the node ignores those not signed by a node of its own account allowed to write them (RefusedRecords counts
+// them). Edges and dispatchers only create missing buckets; the console (or a node without Stoa credentials)
+// creates and updates them.
+//
 // # Expiry
 //
 // On nats-server 2.11 and later (JetStream API level 1), keys expire on the server: every heartbeat or

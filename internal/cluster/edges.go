@@ -91,11 +91,15 @@ func (c *Cluster) Heartbeat(ctx context.Context, e EdgeInfo) error {
 	if err := e.validate(); err != nil {
 		return err
 	}
+	e.Updated = time.Now().UTC()
+	v, err := c.sealed(kindEdge, e)
+	if err != nil {
+		return err
+	}
 	if err := c.ensureRegion(ctx, e.Region); err != nil {
 		return err
 	}
-	e.Updated = time.Now().UTC()
-	return c.put(ctx, c.regionBuckets(e.Region).edges, encodeToken(e.ID), e, c.cfg.EdgeTTL)
+	return c.put(ctx, c.regionBuckets(e.Region).edges, encodeToken(e.ID), v, c.cfg.EdgeTTL)
 }
 
 // LeaveEdge removes an edge from the listing at once (a graceful stop; a crashed edge expires instead).

@@ -36,6 +36,11 @@ func (c *Cluster) startEmbedded() error {
 		NoSigs:             true,
 		MaxPayload:         1 << 20,
 	}
+	if e.Authority != nil {
+		if err := e.Authority.ServerOptions(opts); err != nil {
+			return fmt.Errorf("cluster: embedded server: %w", err)
+		}
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("cluster: embedded server: %w", err)
