@@ -772,3 +772,31 @@ func TestProjectAccept006(t *testing.T) {
 		}
 	})
 }
+
+// TestRepublish: a project whose record the cluster lacks (lost bus, older record format) is published again
+// under a higher version at start; one the cluster holds is left alone.
+func TestRepublish(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		c := e.signup("a@example.com")
+		id, appID, _ := c.createProject()
+		if err := e.cs.Republish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.fc.puts); n != 1 {
+			t.Fatalf("a project the cluster holds was published again: %d puts", n)
+		}
+		e.fc.mu.Lock()
+		e.fc.puts = nil
+		e.fc.mu.Unlock()
+		if err := e.cs.Republish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if p := e.fc.last(); p.AppID != appID || p.Version != 2 || len(p.Certificates) != 1 {
+			t.Errorf("republished %v", p.LogValue())
+		}
+		if r := c.must(200, "GET", "/api/v1/projects/"+id, nil); r.header.Get("ETag") != `"2"` {
+			t.Errorf("ETag after republish %q", r.header.Get("ETag"))
+		}
+	})
+}

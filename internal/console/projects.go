@@ -170,6 +170,54 @@ func (cs *Console) publish(ctx context.Context, pr *project) error {
 	return nil
 }
 
+// Republish publishes again every project whose record the cluster lacks at the database's version: after an
+// upgrade that changed the record's format, a lost bus, or a console given a sealing key. Each goes out under
+// the next version, which the database then keeps.
+func (cs *Console) Republish(ctx context.Context) error {
+	if cs.cluster == nil {
+		return nil
+	}
+	var ids []int64
+	rows, err := cs.db.QueryContext(ctx, "SELECT id, app_id, version FROM projects ORDER BY id")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			id      int64
+			appID   string
+			version int64
+		)
+		if err := rows.Scan(&id, &appID, &version); err != nil {
+			rows.Close()
+			return err
+		}
+		if cs.cluster.ProjectVersion(appID) < uint64(version) {
+			ids = append(ids, id)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		err := cs.db.InTx(ctx, func(tx *sql.Tx) error {
+			pr, err := scanProject(tx.QueryRowContext(ctx, cs.db.Rebind("SELECT "+projectColumns+" FROM projects WHERE id = ?"+cs.db.ForUpdate()), id))
+			if err != nil {
+				return err
+			}
+			pr.Version = cs.nextVersion(pr)
+			if _, err := tx.ExecContext(ctx, cs.db.Rebind("UPDATE projects SET version = ? WHERE id = ?"), pr.Version, pr.ID); err != nil {
+				return err
+			}
+			return cs.publish(ctx, pr)
+		})
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	return nil
+}
+
 // nameRequest reads the {"name"} body shared by the create and rename requests (projectCreate, apiKeyCreate,
 // orgRename) and returns the valid name.
 func nameRequest(r *http.Request) (string, error) {
