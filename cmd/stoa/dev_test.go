@@ -38,6 +38,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type devNet struct {
 	url, appID, appCert, nats string
 	projectKey, region        string      // the console's project key (hex); the first edge's region
+	openKeyFile               string      // the file of the nodes' sealing key (--project-open-key)
 	log                       *syncBuffer // its standard error: the log
 }
 
@@ -74,7 +75,8 @@ func startDev(t *testing.T, extra ...string) devNet {
 		t.Errorf("first line: %q", out.String())
 	}
 	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"),
-		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`), log: errOut}
+		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`),
+		openKeyFile: match(`--project-open-key (\S+)\)`), log: errOut}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -415,7 +417,8 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 		done := make(chan int, 1)
 		go func() {
 			done <- runMain(ctx, []string{"dispatch", "--nats", d.nats, "--region", d.region,
-				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key}, &out, &errOut)
+				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key,
+				"--project-open-key", d.openKeyFile}, &out, &errOut)
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 		rx := regexp.MustCompile(`ready.*url=(\S+)`)
