@@ -171,12 +171,14 @@ var ErrStaleVersion = errors.New("cluster: project version not above the current
 // 0 if none. A writer's next record must have a higher one.
 func (c *Cluster) ProjectVersion(appID string) uint64 {
 	c.vmu.Lock()
-	v := c.written[appID]
-	c.vmu.Unlock()
-	if p, ok := c.projects.get(appID); ok {
-		v = max(v, p.Version)
-	}
-	return v
+	defer c.vmu.Unlock()
+	return c.heldVersion(appID)
+}
+
+// heldVersion is ProjectVersion with c.vmu held.
+func (c *Cluster) heldVersion(appID string) uint64 {
+	p, _ := c.projects.get(appID)
+	return max(c.written[appID], p.Version)
 }
 
 // writeProject signs, seals and writes p under the next version: p.Version if given (which must be above
@@ -184,7 +186,7 @@ func (c *Cluster) ProjectVersion(appID string) uint64 {
 func (c *Cluster) writeProject(ctx context.Context, p Project) error {
 	c.vmu.Lock()
 	defer c.vmu.Unlock() // serialises the writes of this node, so that two never take the same version
-	held := max(c.written[p.AppID], func() uint64 { q, _ := c.projects.get(p.AppID); return q.Version }())
+	held := c.heldVersion(p.AppID)
 	switch {
 	case p.Version == 0:
 		p.Version = held + 1
