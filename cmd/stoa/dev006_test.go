@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io/fs"
 	"net/http"
@@ -14,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/tokentest"
+	"github.com/stoa-rtc/stoa/token"
 )
 
 // dispatch006 posts a dispatch request for channel and uid with tok, and returns the status and error code.
@@ -121,5 +125,95 @@ func TestDevSealsCertificates(t *testing.T) {
 	})
 	if err != nil || files == 0 {
 		t.Fatalf("walk %s: %d files, %v", dir, files, err)
+	}
+}
+
+// TestDevReplayedProjectStaysDeleted covers finding 9 against a real dispatcher: a process on stoa dev's bus
+// replays a deleted project's signed record (raw, and after deleting the tombstone); the project's tokens stay
+// refused. The test plays the console with stoa dev's own keys from its data directory.
+func TestDevReplayedProjectStaysDeleted(t *testing.T) {
+	dir := t.TempDir()
+	d := startDev(t, "--data", dir)
+	signer, err := projectSigner(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _, err := loadOpenKey(filepath.Join(dir, "seal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := cluster.Default()
+	cfg.URLs, cfg.Region, cfg.Node = []string{d.nats}, d.region, "test-console"
+	cfg.ProjectSigner, cfg.ProjectKeys = signer, []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
+	cfg.ProjectSealKey = open.PublicKey()
+	console, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	nc, err := nats.Connect(d.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, "stoa_projects")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const app, cert = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	key := base64.RawURLEncoding.EncodeToString([]byte(app))
+	status := func(app, cert string) int {
+		tok, err := token.BuildRTC(cert, token.RTCOptions{AppID: app, Channel: "demo", UID: "1", Expire: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := d
+		d.appID = app
+		code, _ := dispatch006(t, d, tok, "demo", "1")
+		return code
+	}
+	waitStatus := func(app, cert string, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); status(app, cert) != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("dispatch for %s never answered %d", app, want)
+			}
+		}
+	}
+	if err := console.PutProject(ctx, cluster.Project{AppID: app, Certificates: []string{cert}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(app, cert, http.StatusOK)
+	old, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := console.DeleteProject(ctx, app, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(app, cert, http.StatusForbidden)
+
+	// The replays, then a marker project written after them: once the dispatcher takes the marker, it has read
+	// past the replays.
+	if _, err := kv.Put(ctx, key, old.Value()); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, key, old.Value()); err != nil {
+		t.Fatal(err)
+	}
+	const marker = "fffffffffffffffffffffffffffffff0"
+	if err := console.PutProject(ctx, cluster.Project{AppID: marker, Certificates: []string{cert}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(marker, cert, http.StatusOK)
+	if code := status(app, cert); code != http.StatusForbidden {
+		t.Errorf("after the replays, the deleted project's token: %d, want 403", code)
 	}
 }
