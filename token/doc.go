@@ -18,5 +18,7 @@
 // ([ErrMalformed], [ErrSignature], [ErrExpired], ...) so callers can act on them with [errors.Is]; no error ever contains
 // a token or a certificate.
 //
-// The older "006" format is accepted for migration by [Parse006] and by the [Verifier].
+// The older "006" format is read by [Parse006]; a [Verifier] accepts it only for apps that opt in ([App.Accept006]),
+// and even then refuses the channels and uids whose signature would also fit another split of the same bytes
+// ([Token006.Verify], [ErrAmbiguous006]); see docs/tokens.md.
 package token

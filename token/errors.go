@@ -30,6 +30,11 @@ var (
 	ErrUnknownApp = errors.New("token: unknown app id")
 	// ErrInvalidInput: the values given to a builder cannot make a valid token.
 	ErrInvalidInput = errors.New("token: invalid input")
+	// Err006Refused: the token is a legacy "006" token and its app does not accept them (see [App.Accept006]).
+	Err006Refused = errors.New("token: 006 tokens are not accepted for this app")
+	// ErrAmbiguous006: a "006" token was presented for a channel and uid that the verifier never accepts, because
+	// its signature cannot tell them apart from another channel and uid (see [Ambiguous006Error]).
+	ErrAmbiguous006 = errors.New("token: ambiguous 006 token")
 )
 
 // MalformedError says why a token could not be decoded. It matches [ErrMalformed] with errors.Is.
@@ -60,6 +65,17 @@ func (e *PrivilegeExpiredError) Error() string {
 
 // Is reports whether target is ErrPrivilegeExpired.
 func (e *PrivilegeExpiredError) Is(target error) bool { return target == ErrPrivilegeExpired }
+
+// Ambiguous006Error says why a "006" token was refused for the channel and uid it was presented with. It matches
+// [ErrAmbiguous006] with errors.Is.
+type Ambiguous006Error struct {
+	Reason string
+}
+
+func (e *Ambiguous006Error) Error() string { return "token: ambiguous 006 token: " + e.Reason }
+
+// Is reports whether target is ErrAmbiguous006.
+func (e *Ambiguous006Error) Is(target error) bool { return target == ErrAmbiguous006 }
 
 func invalidInput(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, a...)...)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stoa-rtc/stoa/internal/tokentest"
 )
 
 // FuzzParse feeds arbitrary strings to the parsers: they never panic, every error is ErrMalformed, and whatever
@@ -128,4 +130,34 @@ func FuzzBuildParse(f *testing.F) {
 func isMalformed(err error) bool {
 	_, ok := err.(*MalformedError)
 	return ok
+}
+
+// FuzzVerify006Splits checks the property that closes finding 1: of all the ways to split the signed bytes
+// channel || uid of a 006 token into a channel and a uid (with the CRCs rewritten to match, as an attacker can),
+// the verifier accepts at most one.
+func FuzzVerify006Splits(f *testing.F) {
+	const app, cert = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	now := time.Unix(1_800_000_000, 0)
+	v := NewVerifier(WithClock(func() time.Time { return now }))
+	v.SetApp(app, App{Certificates: []string{cert}, Accept006: true})
+	for _, s := range [][2]string{{"room1", "23"}, {"room", "123"}, {"a", "1"}, {"x9", "0"}, {"r", "4294967295"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, channel, uid string) {
+		signed := channel + uid
+		if len(signed) > 300 {
+			return
+		}
+		tok := tokentest.Build006(cert, app, channel, uid, 1, uint32(now.Add(time.Hour).Unix()))
+		var accepted []string
+		for i := 1; i <= len(signed); i++ {
+			c, u := signed[:i], signed[i:]
+			if _, err := v.Verify(tokentest.Retarget006(tok, c, u), Expect{AppID: app, Channel: c, UID: u}); err == nil {
+				accepted = append(accepted, c+"/"+u)
+			}
+		}
+		if len(accepted) > 1 {
+			t.Fatalf("one 006 signature accepted for %q", accepted)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"hash/crc32"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -84,17 +85,39 @@ func Parse006(s string) (*Token006, error) {
 // ExpiresAt returns when the token expires.
 func (t *Token006) ExpiresAt() time.Time { return time.Unix(int64(t.TS), 0) }
 
-// uid returns the uid string the token was signed for, given the uid that wants to join: the wildcard "" if the
-// token was made for uid 0, else uid itself.
-func (t *Token006) uid(want string) string {
-	if t.UIDCRC == crc32.ChecksumIEEE(nil) {
-		return ""
+// The signature of a 006 token covers app_id || channel || uid with no separator, and the CRC-32 values of channel
+// and uid are not signed: whoever holds a token can rewrite them. So a token made for channel "room1" and uid "23"
+// carries exactly the signature of one for "room12" and "3", or "room" and "123", or "room123" and the wildcard uid
+// "" (uid 0). No verifier can tell these apart; what it can do is accept at most one of them. Verify accepts a
+// token only for a channel that does not end with a decimal digit and a uid that is a decimal number from 1 to
+// 4294967295 without leading zeros: then the uid is exactly the run of digits that ends the signed bytes, so the
+// split is unique. The boundary between uid and the message is just as unsigned; since the message has a fixed
+// layout, a shifted one parses only by chance, and Verify also refuses a token whose ts lies more than max006Life
+// ahead (builders set it 24 hours ahead), so that a shifted ts is almost never in range. An app server that mints
+// 006 tokens for channels ending with a digit (which Verify refuses when presented honestly) must not be given the
+// opt-in: its tokens would be accepted for the digit-free split.
+
+// max006Life is how far ahead of now a 006 token's ts may lie.
+const max006Life = 48 * time.Hour
+
+// checkSplit refuses the channel and uid that would let one signed string stand for several of them.
+func checkSplit(channel, uid string) error {
+	if last := channel[len(channel)-1]; last >= '0' && last <= '9' {
+		return &Ambiguous006Error{Reason: "the channel ends with a digit, so its signature also fits another channel and uid"}
 	}
-	return want
+	if uid == "" {
+		return &Ambiguous006Error{Reason: "uid 0 (any uid) is not accepted"}
+	}
+	if n, err := strconv.ParseUint(uid, 10, 32); err != nil || n == 0 || uid[0] == '0' {
+		return &Ambiguous006Error{Reason: "the uid must be a decimal number from 1 to 4294967295"}
+	}
+	return nil
 }
 
 // Verify checks a "006" token for want.Channel and want.UID, which are required because the token holds only their
-// CRC-32 values, against appCertificate at now. The join privilege must be granted and unexpired.
+// CRC-32 values, against appCertificate at now. The join privilege must be granted and unexpired. Tokens for uid
+// 0 (the wildcard), for a channel ending with a digit or for a uid that is not a decimal number are refused with
+// an error matching [ErrAmbiguous006] (see the comment on checkSplit), before the signature is checked.
 func (t *Token006) Verify(appCertificate string, want Expect, now time.Time) (Grant, error) {
 	if want.AppID != "" && t.AppID != want.AppID {
 		return Grant{}, ErrAppIDMismatch
@@ -102,22 +125,30 @@ func (t *Token006) Verify(appCertificate string, want Expect, now time.Time) (Gr
 	if want.Channel == "" {
 		return Grant{}, invalidInput("a 006 token can only be verified for a given channel")
 	}
-	uid := t.uid(want.UID)
+	if t.UIDCRC == crc32.ChecksumIEEE(nil) {
+		return Grant{}, &Ambiguous006Error{Reason: "uid 0 (any uid) is not accepted"}
+	}
+	if err := checkSplit(want.Channel, want.UID); err != nil {
+		return Grant{}, err
+	}
+	if t.ExpiresAt().After(now.Add(max006Life)) {
+		return Grant{}, &Ambiguous006Error{Reason: "the token claims to be valid for more than 48 hours"}
+	}
 	if crc32.ChecksumIEEE([]byte(want.Channel)) != t.ChannelCRC {
 		return Grant{}, ErrChannelMismatch
 	}
-	if crc32.ChecksumIEEE([]byte(uid)) != t.UIDCRC {
+	if crc32.ChecksumIEEE([]byte(want.UID)) != t.UIDCRC {
 		return Grant{}, ErrUIDMismatch
 	}
 	h := hmac.New(sha256.New, []byte(appCertificate))
 	h.Write([]byte(t.AppID))
 	h.Write([]byte(want.Channel))
-	h.Write([]byte(uid))
+	h.Write([]byte(want.UID))
 	h.Write(t.message)
 	if !hmac.Equal(h.Sum(nil), t.signature) {
 		return Grant{}, ErrSignature
 	}
-	g := Grant{AppID: t.AppID, Channel: want.Channel, UID: uid, ExpiresAt: t.ExpiresAt()}
+	g := Grant{AppID: t.AppID, Channel: want.Channel, UID: want.UID, ExpiresAt: t.ExpiresAt()}
 	for p, v := range t.Privileges {
 		if p >= PrivilegeJoinChannel && p <= PrivilegePublishData {
 			g.privileges[p] = int64(t.TS)

@@ -23,8 +23,8 @@ type Verifier struct {
 	cacheSize int
 
 	mu    sync.RWMutex
-	certs map[string][]string // App ID → certificates
-	gen   uint64              // incremented on every certificate change
+	apps  map[string]App // App ID → its certificates and settings
+	gen   uint64         // incremented on every certificate change
 	cache map[string]*cached
 
 	hits, misses atomic.Uint64
@@ -44,9 +44,18 @@ func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) {
 // WithCacheSize sets how many verified tokens are remembered; 0 disables the cache.
 func WithCacheSize(n int) VerifierOption { return func(v *Verifier) { v.cacheSize = max(n, 0) } }
 
+// App is what a Verifier holds for one App ID.
+type App struct {
+	// Certificates sign the app's tokens, primary first.
+	Certificates []string
+	// Accept006 admits legacy "006" tokens, refused by default: their signature does not bind the channel and uid
+	// apart (see [Token006.Verify] for what is still refused), so they are weaker than AccessToken2.
+	Accept006 bool
+}
+
 // NewVerifier returns a Verifier with no apps.
 func NewVerifier(opts ...VerifierOption) *Verifier {
-	v := &Verifier{now: time.Now, cacheSize: DefaultCacheSize, certs: map[string][]string{}}
+	v := &Verifier{now: time.Now, cacheSize: DefaultCacheSize, apps: map[string]App{}}
 	for _, o := range opts {
 		o(v)
 	}
@@ -54,14 +63,21 @@ func NewVerifier(opts ...VerifierOption) *Verifier {
 	return v
 }
 
-// SetCertificates replaces the certificates of appID (primary first). With none, the app is removed.
+// SetCertificates replaces the certificates of appID (primary first), with the default settings (no 006 tokens).
+// With none, the app is removed.
 func (v *Verifier) SetCertificates(appID string, certificates ...string) {
+	v.SetApp(appID, App{Certificates: certificates})
+}
+
+// SetApp replaces what v holds for appID. An App without certificates removes the app.
+func (v *Verifier) SetApp(appID string, app App) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(certificates) == 0 {
-		delete(v.certs, appID)
+	if len(app.Certificates) == 0 {
+		delete(v.apps, appID)
 	} else {
-		v.certs[appID] = append([]string(nil), certificates...)
+		app.Certificates = slices.Clone(app.Certificates)
+		v.apps[appID] = app
 	}
 	v.gen++
 	clear(v.cache)
@@ -71,7 +87,7 @@ func (v *Verifier) SetCertificates(appID string, certificates ...string) {
 func (v *Verifier) Apps() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return len(v.certs)
+	return len(v.apps)
 }
 
 // Verify checks that token admits want.UID to want.Channel of want.AppID now: a certificate of the app signed it,
@@ -98,11 +114,11 @@ func (v *Verifier) Verify(token string, want Expect) (Grant, error) {
 	if want.AppID != "" && tok.AppID != want.AppID {
 		return Grant{}, ErrAppIDMismatch
 	}
-	certs, gen := v.certificates(tok.AppID)
-	if certs == nil {
+	app, gen := v.app(tok.AppID)
+	if app.Certificates == nil {
 		return Grant{}, ErrUnknownApp
 	}
-	if !slices.ContainsFunc(certs, tok.checkSignature) {
+	if !slices.ContainsFunc(app.Certificates, tok.checkSignature) {
 		return Grant{}, ErrSignature
 	}
 	c = &cached{tok: tok}
@@ -113,24 +129,30 @@ func (v *Verifier) Verify(token string, want Expect) (Grant, error) {
 	return c.check(want, now)
 }
 
-func (v *Verifier) certificates(appID string) ([]string, uint64) {
+func (v *Verifier) app(appID string) (App, uint64) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.certs[appID], v.gen
+	return v.apps[appID], v.gen
 }
 
-// verify006 verifies a legacy token; these are not cached, since what they grant depends on the channel and uid
-// asked for.
+// verify006 verifies a legacy token, if its app accepts them; these are not cached, since what they grant depends
+// on the channel and uid asked for.
 func (v *Verifier) verify006(token string, want Expect, now time.Time) (Grant, error) {
 	tok, err := Parse006(token)
 	if err != nil {
 		return Grant{}, err
 	}
-	certs, _ := v.certificates(tok.AppID)
-	if certs == nil {
+	if want.AppID != "" && tok.AppID != want.AppID {
+		return Grant{}, ErrAppIDMismatch
+	}
+	app, _ := v.app(tok.AppID)
+	if app.Certificates == nil {
 		return Grant{}, ErrUnknownApp
 	}
-	for _, cert := range certs {
+	if !app.Accept006 {
+		return Grant{}, Err006Refused
+	}
+	for _, cert := range app.Certificates {
 		g, err := tok.Verify(cert, want, now)
 		if err != ErrSignature {
 			return g, err

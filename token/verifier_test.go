@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stoa-rtc/stoa/internal/tokentest"
 )
 
 const secondCert = "0123456789abcdef0123456789ABCDEF"
@@ -137,13 +139,90 @@ func TestVerifierDoesNotCacheFailures(t *testing.T) {
 func TestVerifier006(t *testing.T) {
 	const v006 = "006970CA35de60c44645bbae8a215061b33IACV0fZUBw+72cVoL9eyGGh3Q6Poi8bgjwVLnyKSJyOXR7dIfRBXoFHlEAABAAAAR/QQAAEAAQCvKDdW"
 	v := NewVerifier(WithClock(func() time.Time { return time.Unix(1000000, 0) }))
+	want := Expect{AppID: refAppID, Channel: refChannel, UID: refUID}
+	// Finding 1: 006 tokens are refused unless the app opts in.
 	v.SetCertificates(refAppID, secondCert, refCert)
-	g, err := v.Verify(v006, Expect{AppID: refAppID, Channel: refChannel, UID: refUID})
+	if _, err := v.Verify(v006, want); !errors.Is(err, Err006Refused) {
+		t.Fatalf("006 token without the opt-in: %v, want Err006Refused", err)
+	}
+	v.SetApp(refAppID, App{Certificates: []string{secondCert, refCert}, Accept006: true})
+	g, err := v.Verify(v006, want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g.Channel != refChannel || g.UID != refUID || !g.Allows(PrivilegeJoinChannel, time.Unix(1000000, 0)) {
 		t.Errorf("grant %+v", g)
+	}
+	if _, err := v.Verify(v006, Expect{AppID: "other", Channel: refChannel, UID: refUID}); !errors.Is(err, ErrAppIDMismatch) {
+		t.Errorf("006 token for another app: %v, want ErrAppIDMismatch", err)
+	}
+}
+
+// TestVerifier006Retarget performs the attacks of finding 1 (HIGH): the 006 signature covers app_id || channel ||
+// uid without separators and the CRC-32 fields are unsigned, so a holder of a token rewrites the CRCs and
+// presents it for another split of the same bytes, or for the wildcard uid. Even with the opt-in, every such
+// split is refused with ErrAmbiguous006.
+func TestVerifier006Retarget(t *testing.T) {
+	const app, cert = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	now := time.Unix(1_800_000_000, 0)
+	ts := uint32(now.Add(24 * time.Hour).Unix())
+	v := NewVerifier(WithClock(func() time.Time { return now }))
+	v.SetApp(app, App{Certificates: []string{cert}, Accept006: true})
+
+	// The finding's token: channel room1, uid 23. Its channel ends with a digit, so it is refused even as issued,
+	// and so are the splits that keep a digit at the channel's end and the wildcard.
+	room1 := tokentest.Build006(cert, app, "room1", "23", 7, ts)
+	for _, tc := range []struct{ channel, uid, crcUID string }{
+		{"room1", "23", "23"}, // as issued
+		{"room12", "3", "3"},  // a digit moved from the uid to the channel
+		{"room123", "9", ""},  // the wildcard uid: CRC of ""
+		{"room123", "23", ""}, // the wildcard uid with the real uid
+		{"room123", "1", "1"}, // any uid, CRCs rewritten
+	} {
+		tok := tokentest.Retarget006(room1, tc.channel, tc.crcUID)
+		_, err := v.Verify(tok, Expect{AppID: app, Channel: tc.channel, UID: tc.uid})
+		var amb *Ambiguous006Error
+		if !errors.As(err, &amb) {
+			t.Errorf("room1/23 presented as %s/%s (uid CRC of %q): %v, want an Ambiguous006Error", tc.channel, tc.uid, tc.crcUID, err)
+		}
+	}
+	// The one split of "room123" that can be accepted is room/123; a token made for it cannot be moved to any
+	// other channel or uid.
+	room := tokentest.Build006(cert, app, "room", "123", 7, ts)
+	if _, err := v.Verify(room, Expect{AppID: app, Channel: "room", UID: "123"}); err != nil {
+		t.Fatalf("room/123 as issued: %v", err)
+	}
+	for _, tc := range []struct {
+		channel, uid string
+		want         error
+	}{
+		{"room1", "23", ErrAmbiguous006},
+		{"room12", "3", ErrAmbiguous006},
+		{"room123", "", ErrAmbiguous006},
+		{"roo", "m123", ErrAmbiguous006}, // not a number
+		{"room", "0123", ErrAmbiguous006},
+		{"room", "1234", ErrSignature}, // an honest split of other bytes: the signature fails
+	} {
+		tok := tokentest.Retarget006(room, tc.channel, tc.uid)
+		if _, err := v.Verify(tok, Expect{AppID: app, Channel: tc.channel, UID: tc.uid}); !errors.Is(err, tc.want) {
+			t.Errorf("room/123 presented as %s/%s: %v, want %v", tc.channel, tc.uid, err, tc.want)
+		}
+	}
+	// A token presented with its CRCs intact for another channel or uid fails on them.
+	if _, err := v.Verify(room, Expect{AppID: app, Channel: "roam", UID: "123"}); !errors.Is(err, ErrChannelMismatch) {
+		t.Errorf("room/123 for roam/123: %v, want ErrChannelMismatch", err)
+	}
+	if _, err := v.Verify(room, Expect{AppID: app, Channel: "room", UID: "124"}); !errors.Is(err, ErrUIDMismatch) {
+		t.Errorf("room/123 for uid 124: %v, want ErrUIDMismatch", err)
+	}
+	// uid 0 as issued, and a token claiming more than 48 hours of life.
+	for name, tok := range map[string]string{
+		"uid 0":     tokentest.Build006(cert, app, "room", "", 7, ts),
+		"long life": tokentest.Build006(cert, app, "room", "123", 7, ts+3*86400),
+	} {
+		if _, err := v.Verify(tok, Expect{AppID: app, Channel: "room", UID: "5"}); !errors.Is(err, ErrAmbiguous006) {
+			t.Errorf("%s: %v, want ErrAmbiguous006", name, err)
+		}
 	}
 }
 

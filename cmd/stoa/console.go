@@ -33,7 +33,7 @@ func consoleCommand() *command {
 		tlsCert, tlsKey, region, nodeID string
 		useCluster                      bool
 		retain                          retentionFlags
-		publicURL                       string
+		publicURL, sealKey              string
 		smtp                            console.SMTPConfig
 		smtpPassword                    *secretFlag
 		limits                          connlimit.Config
@@ -46,8 +46,10 @@ func consoleCommand() *command {
 Serves the console's web UI under /console/ and its REST API under /api/v1 (described by /api/v1/openapi.json)
 on --listen, with TLS off loopback.
 --db is a SQLite file or a postgres:// DSN. --data holds console.key (encrypts App Certificates at rest),
-audit.key (signs the audit log's head and checkpoints; its public half is logged at start for stoa audit verify --trusted-key), project.key (signs the projects it publishes; its public half, printed as
-"project key:", goes to edges and dispatchers as --project-keys) and the self-signed TLS certificate. Project
+audit.key (signs the audit log's head and checkpoints; its public half is logged at start for stoa audit verify
+--trusted-key), project.key (signs the projects it publishes; its public half, printed as "project key:", goes to
+edges and dispatchers as --project-keys) and the self-signed TLS certificate. With --project-seal-key, App
+Certificates are sealed to the edges' and dispatchers' key before they reach the bus. Project
 changes are published to the cluster at --nats; without --nats (and without --cluster) they stay in the
 database. Prints a line with "ready" and the URL once serving. Once a day, and at start, data older than its --retain-* period is
 deleted; no period may exceed 730 days (two years).`,
@@ -62,6 +64,7 @@ deleted; no period may exceed 730 days (two years).`,
 			fs.StringVar(&region, "region", "local", "region of the console's cluster connection")
 			fs.StringVar(&nodeID, "id", "", "node id in the cluster (default: console-<random>)")
 			fs.BoolVar(&useCluster, "cluster", false, "publish projects to an embedded cluster when --nats is empty")
+			fs.StringVar(&sealKey, "project-seal-key", "", "X25519 public key (hex) of the edges and dispatchers (their --project-open-key prints it): App Certificates are sealed to it on the bus")
 			retain.register(fs)
 			registerLimits(fs, &limits)
 			fs.StringVar(&publicURL, "public-url", "", "the console's address as users reach it: links in mails start with it, and the console answers only to its host name (and, on loopback, to loopback names)")
@@ -113,6 +116,11 @@ deleted; no period may exceed 730 days (two years).`,
 					return err
 				}
 				ccfg.ProjectKeys = []ed25519.PublicKey{ccfg.ProjectSigner.Public().(ed25519.PublicKey)}
+				if sealKey == "" {
+					log.Warn("no --project-seal-key: App Certificates are published on the bus in clear")
+				} else if ccfg.ProjectSealKey, err = parseSealKey(sealKey); err != nil {
+					return err
+				}
 				c, err := cluster.Start(ctx, ccfg)
 				if err != nil {
 					return err
@@ -297,6 +305,10 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),
 		Secure: o.secure, Logger: log, Retention: o.retain, Mailer: o.mailer, PublicURL: o.publicURL, Hosts: o.hosts})
 	if err != nil {
+		return fail(err)
+	}
+	// Records the cluster lacks, or holds in an older format, go out again before anything is served.
+	if err := cs.Republish(ctx); err != nil {
 		return fail(err)
 	}
 	// With a cluster, the console ingests the network's events into its media server logs; closing waits for the

@@ -34,12 +34,13 @@ func devCommand() *command {
 	var (
 		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
 		retain                                                         retentionFlags
+		accept006                                                      bool
 	)
 	return &command{
 		name:    "dev",
 		summary: "run a whole Stoa network on this machine, with zero configuration",
 		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
-         [--nats-listen 127.0.0.1:PORT]
+         [--nats-listen 127.0.0.1:PORT] [--accept-006]
 
 Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
 more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
@@ -47,7 +48,8 @@ App Certificate are generated on the first run and kept in DIR, or taken from th
 "stoa dev ready" once everything listens, then the URL, the credentials, the NATS URL (other stoa edge and
 stoa dispatch processes may join with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus
 accepts no connection without credentials) and the edges. Listening off loopback serves HTTPS/WSS with a
-self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
+self-signed certificate kept in DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given.
+Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
 			fs.StringVar(&appID, "app-id", "", "App ID of the demo project (default: generated, kept in --data)")
@@ -56,6 +58,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
 			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+			fs.BoolVar(&accept006, "accept-006", false, "let the demo project accept legacy 006 tokens (weaker than AccessToken2: docs/tokens.md)")
 			retain.register(fs)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -78,7 +81,7 @@ self-signed certificate kept in DIR. Ctrl-C drains and stops; a second Ctrl-C ex
 				return err
 			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
-				natsListen: natsListen, regions: layout, retain: retention, log: log})
+				natsListen: natsListen, regions: layout, retain: retention, accept006: accept006, log: log})
 		},
 	}
 }
@@ -87,6 +90,7 @@ type devOptions struct {
 	listen, appID, appCert, dataDir, natsListen string
 	regions                                     []devRegion
 	retain                                      store.Retention
+	accept006                                   bool
 	log                                         *slog.Logger
 }
 
@@ -186,12 +190,19 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	projectKeys := []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
 	ccfg.ProjectSigner = signer
 	ccfg.ProjectKeys = projectKeys
+	// App Certificates cross the bus sealed to a key that the edges and the dispatcher hold (DIR/seal.key).
+	openKey, _, err := loadOpenKey(filepath.Join(o.dataDir, "seal.key"))
+	if err != nil {
+		return err
+	}
+	ccfg.ProjectSealKey, ccfg.ProjectOpenKey = openKey.PublicKey(), openKey
 	bus, err := cluster.Start(ctx, ccfg)
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	if err := bus.PutProject(ctx, cluster.Project{AppID: proj.AppID, Certificates: []string{proj.AppCert}, Enabled: true}); err != nil {
+	if err := bus.PutProject(ctx, cluster.Project{AppID: proj.AppID, Certificates: []string{proj.AppCert}, Enabled: true,
+		Accept006: o.accept006}); err != nil {
 		return err
 	}
 
@@ -266,7 +277,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			id := devEdgeID(o.regions, r.name, i)
 			ecfg := cluster.Default()
 			ecfg.URLs, ecfg.Region, ecfg.Node, ecfg.Logger = []string{bus.ClientURL()}, r.name, id, o.log
-			ecfg.ProjectKeys = projectKeys
+			ecfg.ProjectKeys, ecfg.ProjectOpenKey = projectKeys, openKey
 			if ecfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{r.name}, ID: id}); err != nil {
 				stop()
 				wg.Wait()
@@ -334,6 +345,11 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  projects:  signed with key %x (more edges on this bus: --project-keys)\n", projectKeys[0])
 	fmt.Fprintf(env.stdout, "  bus creds: %s, %s (more edges and dispatchers: --nats-creds)\n",
 		filepath.Join(natsDir, edgeCredsFile), filepath.Join(natsDir, dispatchCredsFile))
+	fmt.Fprintf(env.stdout, "  sealing:   certificates sealed to key %x (more edges: --project-open-key %s)\n",
+		openKey.PublicKey().Bytes(), filepath.Join(o.dataDir, "seal.key"))
+	if o.accept006 {
+		fmt.Fprintln(env.stdout, "  006:       the demo project accepts legacy 006 tokens (--accept-006)")
+	}
 	fmt.Fprintf(env.stdout, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {

@@ -42,6 +42,7 @@ type devNet struct {
 	url, appID, appCert, nats string
 	projectKey, region        string      // the console's project key (hex); the first edge's region
 	dataDir                   string      // its --data
+	openKeyFile               string      // the file of the nodes' sealing key (--project-open-key)
 	log                       *syncBuffer // its standard error: the log
 }
 
@@ -88,7 +89,7 @@ func startDev(t *testing.T, extra ...string) devNet {
 	}
 	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"),
 		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`),
-		dataDir: dataDir, log: errOut}
+		dataDir: dataDir, openKeyFile: match(`--project-open-key (\S+)\)`), log: errOut}
 }
 
 func TestDevServesDispatch(t *testing.T) {
@@ -429,7 +430,8 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 		done := make(chan int, 1)
 		go func() {
 			done <- runMain(ctx, []string{"dispatch", "--nats", d.nats, "--nats-creds", d.creds("dispatch"), "--region", d.region,
-				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key}, &out, &errOut)
+				"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error", "--project-keys", key,
+				"--project-open-key", d.openKeyFile}, &out, &errOut)
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 		rx := regexp.MustCompile(`ready.*url=(\S+)`)

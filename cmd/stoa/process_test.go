@@ -97,6 +97,7 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	appCert := dev.waitLine(t, `app cert:\s+(\S+)`)[1]
 	nats := dev.waitLine(t, `nats:\s+(\S+)`)[1]
 	projectKey := dev.waitLine(t, `projects:\s+signed with key (\S+)`)[1] // the standalone nodes trust only it
+	openKey := dev.waitLine(t, `--project-open-key (\S+)\)`)[1]           // and open the certificates with its key
 	// Region eu is not stoa dev's: its nodes get credentials for it from dev's bus authority.
 	creds := map[string]string{}
 	for _, role := range []string{"edge", "dispatch"} {
@@ -110,14 +111,14 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	edges := map[string]*proc{}
 	startEdge := func(id string) {
 		p := startProc(t, bin, "edge", "--nats", nats, "--nats-creds", creds["edge"], "--region", "eu", "--listen", "127.0.0.1:0", "--id", id, "--log-level", "error",
-			"--project-keys", projectKey)
+			"--project-keys", projectKey, "--project-open-key", openKey)
 		p.waitLine(t, `ready.*id=`+id)
 		edges[id] = p
 	}
 	startEdge("eu-0")
 	startEdge("eu-1")
 	disp := startProc(t, bin, "dispatch", "--nats", nats, "--nats-creds", creds["dispatch"], "--region", "eu", "--listen", "127.0.0.1:0", "--log-level", "error",
-		"--project-keys", projectKey)
+		"--project-keys", projectKey, "--project-open-key", openKey)
 	url := disp.waitLine(t, `ready.*url=(\S+)`)[1]
 
 	var gaps []time.Duration

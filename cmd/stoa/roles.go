@@ -61,7 +61,7 @@ type roleFlags struct {
 	nats                                  natsFlags
 	region, listen, id, dataDir, logLevel string
 	tlsCert, tlsKey, allow                string
-	projectKeys                           string
+	projectKeys, projectOpenKey           string
 	limits                                connlimit.Config
 }
 
@@ -119,6 +119,7 @@ func (f *roleFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.allow, "allow", "", "trusted CIDR ranges exempt from rate limits and blocking, comma-separated (default: none)")
 	fs.StringVar(&f.projectKeys, "project-keys", "", "the consoles' project keys (hex, comma-separated; stoa console prints its own): accept only projects they signed")
 	registerLimits(fs, &f.limits)
+	fs.StringVar(&f.projectOpenKey, "project-open-key", "", "file with the X25519 private key (hex) that opens the App Certificates the console sealed; created if missing (its public half goes to stoa console --project-seal-key)")
 }
 
 // start validates the flags, connects to the cluster and opens the listener.
@@ -148,6 +149,19 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 	}
 	if len(ccfg.ProjectKeys) == 0 {
 		log.Warn("no --project-keys: any node that can write to the bus can publish projects and App Certificates")
+	}
+	if f.projectOpenKey == "" {
+		log.Warn("no --project-open-key: only projects whose App Certificates are in clear on the bus can be used")
+	} else {
+		key, created, err := loadOpenKey(f.projectOpenKey)
+		if err != nil {
+			return nil, nil, "", nil, err
+		}
+		ccfg.ProjectOpenKey = key
+		if created {
+			fmt.Fprintf(env.stdout, "project seal key: %x (created %s: copy it to every edge and dispatcher; give the key to stoa console --project-seal-key)\n",
+				key.PublicKey().Bytes(), f.projectOpenKey)
+		}
 	}
 	c, err := cluster.Start(ctx, ccfg)
 	if err != nil {

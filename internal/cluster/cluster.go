@@ -61,6 +61,8 @@ type Cluster struct {
 	ttlKnown atomic.Bool // ttlMode has been learnt from the servers
 
 	projects *store[string, Project]
+	vmu      sync.Mutex
+	written  map[string]uint64 // App ID → the highest project version this node wrote
 	dkeys    *store[string, DispatcherKey]
 	own      *region
 	rmu      sync.RWMutex
@@ -131,7 +133,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.projects = newStore(c.projectsBucket, 0, &c.h, log, parseTokenKey, decodeProject(cfg.ProjectKeys))
+	c.projects = newStore(c.projectsBucket, 0, &c.h, log, parseTokenKey, decodeProject(cfg.ProjectKeys, cfg.ProjectOpenKey))
+	c.projects.supersedes = newerProject
+	// With trusted keys, only a signed tombstone removes a project: a delete from the bus is anyone's.
+	c.projects.sticky = len(cfg.ProjectKeys) > 0
+	c.written = map[string]uint64{}
 	c.dkeys = newStore(c.dispatchersBucket, cfg.DispatcherKeyTTL, &c.h, log, parseTokenKey,
 		opened(c, kindDispatcherKey, "", decodeDispatcherKey))
 	c.own = c.region(cfg.Region)

@@ -151,14 +151,14 @@ func TestProjects(t *testing.T) {
 			return errorf(!verifies(v, tokB, appA) && v.Apps() == 0, "disabled project still verifies")
 		})
 		must(t, console.PutProject(ctx, Project{AppID: appB, Certificates: []string{certA}, Enabled: true}))
-		must(t, console.DeleteProject(ctx, appA))
+		must(t, console.DeleteProject(ctx, appA, 0))
 		clustertest.Eventually(t, 2*time.Second, func() error {
 			ps := edge.Projects()
 			return errorf(len(ps) == 1 && ps[0].AppID == appB && v.Apps() == 1, "projects %v", ps)
 		})
 		mu.Lock()
 		want := []string{appA + " true 1 false", appA + " true 2 false", appA + " true 1 false",
-			appA + " false 1 false", appB + " true 1 false", appA + " false 1 true"}
+			appA + " false 1 false", appB + " true 1 false", appA + " false 0 true"}
 		if !slices.Equal(seen, want) {
 			t.Errorf("watcher saw %q, want %q", seen, want)
 		}
@@ -623,7 +623,7 @@ func outage(t *testing.T, b bus, url string, down, up func(), meanwhile bool) {
 	change := func() {
 		third = b.node(t, "eu", "third")
 		must(t, third.PutProject(ctx, Project{AppID: appA, Certificates: []string{certB}, Enabled: true}))
-		must(t, third.DeleteProject(ctx, appB))
+		must(t, third.DeleteProject(ctx, appB, 0))
 		must(t, third.DeleteDispatcherKey(ctx, "d1"))
 		must(t, third.DeleteBlock(ctx, "", blocked))
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
@@ -100,6 +101,12 @@ type Config struct {
 	// without a valid signature by one of them is ignored (a node keeps its last good copy), so that a node that
 	// can write to the bus cannot slip in a project or an App Certificate. Empty accepts any project.
 	ProjectKeys []ed25519.PublicKey `yaml:"-"`
+	// ProjectSealKey, when set, is the X25519 public key to which this node seals the App Certificates of the
+	// projects it writes (the console), so that they never cross the bus or rest in its storage in clear.
+	ProjectSealKey *ecdh.PublicKey `yaml:"-"`
+	// ProjectOpenKey, when set, is the X25519 private key with which this node opens sealed App Certificates
+	// (edges and dispatchers); such a node also refuses projects whose certificates are in clear.
+	ProjectOpenKey *ecdh.PrivateKey `yaml:"-"`
 
 	// Embedded configures the NATS server started when URLs is empty.
 	Embedded Embedded `yaml:"embedded"`
@@ -169,6 +176,12 @@ func (c *Config) Validate() error {
 		if len(k) != ed25519.PublicKeySize {
 			bad("project key %d: %d bytes, want an Ed25519 public key", i+1, len(k))
 		}
+	}
+	if c.ProjectSealKey != nil && c.ProjectSealKey.Curve() != ecdh.X25519() {
+		bad("project seal key: want an X25519 key")
+	}
+	if c.ProjectOpenKey != nil && c.ProjectOpenKey.Curve() != ecdh.X25519() {
+		bad("project open key: want an X25519 key")
 	}
 	for _, u := range c.URLs {
 		p, err := url.Parse(u)

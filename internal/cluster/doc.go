@@ -38,6 +38,16 @@
 // them). Edges and dispatchers only create missing buckets; the console (or a node without Stoa credentials)
 // creates and updates them.
 //
+// # Projects
+//
+// A project record (Project) is written by the console, signed with its Ed25519 key (Config.ProjectSigner) when it
+// has one, and read by nodes that trust only the keys in Config.ProjectKeys. Records carry a Version covered by
+// the signature: a node keeps the highest version it has seen per App ID and refuses lower ones, or the same one
+// with other content; deletion writes a signed tombstone (Deleted) with a higher version, and with ProjectKeys a
+// node ignores deletes and purges of the bucket. App Certificates are sealed with HPKE (RFC 9180) to the X25519
+// key Config.ProjectSealKey, bound to the App ID and the version; nodes holding Config.ProjectOpenKey open them in
+// memory (seal.go). See docs/deploy.md for what is left to the bus's own authentication.
+//
 // # Expiry
 //
 // On nats-server 2.11 and later (JetStream API level 1), keys expire on the server: every heartbeat or

@@ -64,6 +64,12 @@ type store[K comparable, V any] struct {
 	parseKey func(string) (K, bool)
 	decode   func(K, []byte) (V, error)
 	log      *slog.Logger
+	// supersedes, when set, says whether a value read from the bucket may replace the one held (a higher
+	// version); one that may not is ignored, unless its bytes are those held.
+	supersedes func(held, v V) bool
+	// sticky ignores removals from the bucket (deletes, purges, keys missing from a snapshot): values are only
+	// ever replaced.
+	sticky bool
 
 	mu    sync.RWMutex
 	items map[K]item[V]
@@ -123,15 +129,26 @@ func (s *store[K, V]) reset(entries []jetstream.KeyValueEntry, now time.Time) {
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	fresh := make(map[K]item[V], len(entries))
+	s.mu.RLock()
 	for _, e := range entries {
-		if k, v, ok := s.read(e); ok {
+		k, v, ok := s.read(e)
+		switch {
+		case !ok:
+		case s.admits(k, v, e.Value()):
 			fresh[k] = item[V]{v: v, raw: e.Value(), rev: e.Revision(), seen: now.UnixNano()}
+		default:
+			fresh[k] = s.items[k] // an older record: keep the one held
 		}
 	}
+	s.mu.RUnlock()
 	var changes []change[K, V]
 	s.mu.Lock()
 	for k, old := range s.items {
 		if _, ok := fresh[k]; !ok {
+			if s.sticky {
+				fresh[k] = old
+				continue
+			}
 			changes = append(changes, change[K, V]{k: k, v: old.v})
 		}
 	}
@@ -156,12 +173,16 @@ func (s *store[K, V]) apply(e jetstream.KeyValueEntry, now time.Time) {
 			return
 		}
 		s.mu.Lock()
+		if !s.admits(k, v, e.Value()) {
+			s.mu.Unlock()
+			return
+		}
 		s.items[k] = item[V]{v: v, raw: e.Value(), rev: e.Revision(), seen: now.UnixNano()}
 		s.mu.Unlock()
 		c = change[K, V]{k: k, v: v, ok: true}
 	default: // delete, purge, expiry marker
 		k, ok := s.parseKey(e.Key())
-		if !ok {
+		if !ok || s.sticky {
 			return
 		}
 		s.mu.Lock()
@@ -211,6 +232,16 @@ func (s *store[K, V]) removeIf(k K, cond func(V) bool) bool {
 		s.deliver([]change[K, V]{{k: k, v: it.v}})
 	}
 	return ok
+}
+
+// admits reports whether v, read as raw, may replace what is held under k; s.mu must be held (read or write).
+func (s *store[K, V]) admits(k K, v V, raw []byte) bool {
+	held, ok := s.items[k]
+	if !ok || s.supersedes == nil || s.supersedes(held.v, v) || bytes.Equal(held.raw, raw) {
+		return true
+	}
+	s.log.Warn("older or conflicting value ignored", "bucket", s.bucket, "key", k)
+	return false
 }
 
 func (s *store[K, V]) read(e jetstream.KeyValueEntry) (K, V, bool) {

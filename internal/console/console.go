@@ -28,7 +28,9 @@ import (
 // Cluster is where the console publishes projects: *cluster.Cluster, or a fake in tests.
 type Cluster interface {
 	PutProject(ctx context.Context, p cluster.Project) error
-	DeleteProject(ctx context.Context, appID string) error
+	DeleteProject(ctx context.Context, appID string, version uint64) error
+	// ProjectVersion is the highest version of appID the cluster has seen, 0 if none.
+	ProjectVersion(appID string) uint64
 }
 
 // Config configures a [Console].
@@ -242,7 +244,7 @@ func (cs *Console) routes() []route {
 		{"GET", "/api/v1/projects", "List the organisation's projects (?limit=&after=)", authAny, nil, cs.listProjects},
 		{"POST", "/api/v1/projects", "Create a project; the App Certificate is returned only here", authAny, projectCreate{Name: "my app"}, cs.admin(cs.createProject)},
 		{"GET", "/api/v1/projects/{id}", "Get a project (ETag: its version)", authAny, nil, cs.getProject},
-		{"PATCH", "/api/v1/projects/{id}", "Rename, enable or disable a project (If-Match: its ETag)", authAny, projectPatch{}, cs.admin(cs.patchProject)},
+		{"PATCH", "/api/v1/projects/{id}", "Rename, enable or disable a project, or let it accept legacy 006 tokens (If-Match: its ETag)", authAny, projectPatch{}, cs.admin(cs.patchProject)},
 		{"DELETE", "/api/v1/projects/{id}", "Delete a project", authAny, nil, cs.admin(cs.deleteProject)},
 		{"POST", "/api/v1/projects/{id}/certificates", "Add a secondary App Certificate (returned only here)", authAny, nil, cs.admin(cs.addCertificate)},
 		{"POST", "/api/v1/projects/{id}/certificates/promote", "Make the secondary certificate primary, retiring the old primary", authAny, nil, cs.admin(cs.promoteCertificate)},

@@ -28,10 +28,11 @@ import (
 
 // fakeCluster records published projects.
 type fakeCluster struct {
-	mu      sync.Mutex
-	puts    []cluster.Project
-	deletes []string
-	fail    bool
+	mu       sync.Mutex
+	puts     []cluster.Project
+	deletes  []string
+	versions []uint64 // of the deletes
+	fail     bool
 }
 
 func (f *fakeCluster) PutProject(_ context.Context, p cluster.Project) error {
@@ -44,11 +45,24 @@ func (f *fakeCluster) PutProject(_ context.Context, p cluster.Project) error {
 	return nil
 }
 
-func (f *fakeCluster) DeleteProject(_ context.Context, appID string) error {
+func (f *fakeCluster) DeleteProject(_ context.Context, appID string, version uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deletes = append(f.deletes, appID)
+	f.versions = append(f.versions, version)
 	return nil
+}
+
+func (f *fakeCluster) ProjectVersion(appID string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var v uint64
+	for _, p := range f.puts {
+		if p.AppID == appID {
+			v = max(v, p.Version)
+		}
+	}
+	return v
 }
 
 func (f *fakeCluster) last() cluster.Project {
@@ -718,6 +732,71 @@ func TestChangeNeedsItsRecord(t *testing.T) {
 		e.fc.mu.Unlock()
 		if n != 1 {
 			t.Errorf("%d projects published to the cluster, want only the first", n)
+		}
+	})
+}
+
+// TestProjectAccept006 covers the console's part of finding 1: a project refuses 006 tokens unless an admin opts
+// in; the setting is published in the project record, audited, and every record and the deletion's tombstone
+// carry a higher version than the one before (finding 9).
+func TestProjectAccept006(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		c := e.signup("a@example.com")
+		id, appID, _ := c.createProject()
+		if r := c.must(200, "GET", "/api/v1/projects/"+id, nil); r.body["accept_006"] != false || e.fc.last().Accept006 {
+			t.Fatalf("a new project accepts 006 tokens: %s", r.raw)
+		}
+		if r := c.must(200, "PATCH", "/api/v1/projects/"+id, map[string]any{"accept_006": true}); r.body["accept_006"] != true {
+			t.Errorf("PATCH accept_006: %s", r.raw)
+		}
+		if p := e.fc.last(); !p.Accept006 || p.AppID != appID || p.Version != 2 {
+			t.Errorf("published %+v, want accept_006 at version 2", p.LogValue())
+		}
+		var after string
+		if err := e.db.QueryRow(e.db.Rebind("SELECT after_json FROM audit_log WHERE action = 'project.update' ORDER BY seq DESC LIMIT 1")).Scan(&after); err != nil || !strings.Contains(after, `"accept_006":true`) {
+			t.Errorf("audit record %s, %v", after, err)
+		}
+		// The cluster has seen a higher version than the database (a database restored from a backup): the next
+		// record goes above it.
+		e.fc.mu.Lock()
+		e.fc.puts = append(e.fc.puts, cluster.Project{AppID: appID, Version: 9})
+		e.fc.mu.Unlock()
+		c.must(200, "PATCH", "/api/v1/projects/"+id, map[string]any{"accept_006": false})
+		if p := e.fc.last(); p.Accept006 || p.Version != 10 {
+			t.Errorf("published %v, want no 006 at version 10", p.LogValue())
+		}
+		c.must(204, "DELETE", "/api/v1/projects/"+id, nil)
+		if !slices.Equal(e.fc.versions, []uint64{11}) {
+			t.Errorf("tombstone versions %v, want [11]", e.fc.versions)
+		}
+	})
+}
+
+// TestRepublish: a project whose record the cluster lacks (lost bus, older record format) is published again
+// under a higher version at start; one the cluster holds is left alone.
+func TestRepublish(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		c := e.signup("a@example.com")
+		id, appID, _ := c.createProject()
+		if err := e.cs.Republish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.fc.puts); n != 1 {
+			t.Fatalf("a project the cluster holds was published again: %d puts", n)
+		}
+		e.fc.mu.Lock()
+		e.fc.puts = nil
+		e.fc.mu.Unlock()
+		if err := e.cs.Republish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if p := e.fc.last(); p.AppID != appID || p.Version != 2 || len(p.Certificates) != 1 {
+			t.Errorf("republished %v", p.LogValue())
+		}
+		if r := c.must(200, "GET", "/api/v1/projects/"+id, nil); r.header.Get("ETag") != `"2"` {
+			t.Errorf("ETag after republish %q", r.header.Get("ETag"))
 		}
 	})
 }

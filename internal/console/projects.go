@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ type project struct {
 	AppID     string `json:"app_id"`
 	Name      string `json:"name"`
 	Enabled   bool   `json:"enabled"`
+	Accept006 bool   `json:"accept_006"`
 	Version   int64  `json:"version"`
 	Rotating  bool   `json:"has_secondary_certificate"`
 	Created   string `json:"created"`
@@ -35,6 +37,8 @@ type projectCreate struct {
 type projectPatch struct {
 	Name    *string `json:"name,omitempty"`
 	Enabled *bool   `json:"enabled,omitempty"`
+	// Accept006 admits legacy 006 tokens, weaker than AccessToken2 (docs/tokens.md); off by default.
+	Accept006 *bool `json:"accept_006,omitempty"`
 }
 
 type tokenRequest struct {
@@ -44,20 +48,20 @@ type tokenRequest struct {
 	Expire  int64  `json:"expire"` // seconds, 1..86400
 }
 
-const projectColumns = "id, organisation_id, app_id, name, enabled, version, created_us, updated_us, cert_primary, cert_secondary"
+const projectColumns = "id, organisation_id, app_id, name, enabled, accept_006, version, created_us, updated_us, cert_primary, cert_secondary"
 
 type scanner interface{ Scan(...any) error }
 
 func scanProject(s scanner) (*project, error) {
 	var (
 		p                project
-		enabled          int
+		enabled, legacy  int
 		created, updated int64
 	)
-	if err := s.Scan(&p.ID, &p.orgID, &p.AppID, &p.Name, &enabled, &p.Version, &created, &updated, &p.primary, &p.secondary); err != nil {
+	if err := s.Scan(&p.ID, &p.orgID, &p.AppID, &p.Name, &enabled, &legacy, &p.Version, &created, &updated, &p.primary, &p.secondary); err != nil {
 		return nil, err
 	}
-	p.Enabled = enabled != 0
+	p.Enabled, p.Accept006 = enabled != 0, legacy != 0
 	p.Rotating = len(p.secondary) > 0
 	p.Created = time.UnixMicro(created).UTC().Format(time.RFC3339)
 	p.Updated = time.UnixMicro(updated).UTC().Format(time.RFC3339)
@@ -68,7 +72,8 @@ func (p *project) etag() string { return `"` + strconv.FormatInt(p.Version, 10) 
 
 // audit is the project's state for the audit log: no certificates.
 func (p *project) audit() map[string]any {
-	return map[string]any{"app_id": p.AppID, "name": p.Name, "enabled": p.Enabled, "version": p.Version, "rotating": p.Rotating}
+	return map[string]any{"app_id": p.AppID, "name": p.Name, "enabled": p.Enabled, "accept_006": p.Accept006,
+		"version": p.Version, "rotating": p.Rotating}
 }
 
 func validName(name string) (string, error) {
@@ -137,7 +142,18 @@ func (cs *Console) certificates(pr *project) ([]string, error) {
 	return out, nil
 }
 
-// publish sends pr to the cluster.
+// nextVersion is the version of pr's next record: above the database's and above the highest the cluster has
+// seen, so that a console whose database was restored from a backup does not publish records that nodes refuse
+// as older than theirs.
+func (cs *Console) nextVersion(pr *project) int64 {
+	v := pr.Version
+	if cs.cluster != nil {
+		v = max(v, int64(min(cs.cluster.ProjectVersion(pr.AppID), math.MaxInt64-1)))
+	}
+	return v + 1
+}
+
+// publish sends pr to the cluster under pr.Version.
 func (cs *Console) publish(ctx context.Context, pr *project) error {
 	if cs.cluster == nil {
 		return nil
@@ -146,9 +162,58 @@ func (cs *Console) publish(ctx context.Context, pr *project) error {
 	if err != nil {
 		return err
 	}
-	if err := cs.cluster.PutProject(ctx, cluster.Project{AppID: pr.AppID, Certificates: certs, Enabled: pr.Enabled, Updated: cs.now().UTC()}); err != nil {
+	if err := cs.cluster.PutProject(ctx, cluster.Project{AppID: pr.AppID, Version: uint64(pr.Version), Certificates: certs,
+		Enabled: pr.Enabled, Accept006: pr.Accept006, Updated: cs.now().UTC()}); err != nil {
 		cs.log.Error("publishing project failed", "app_id", pr.AppID, "err", err)
 		return errorf(http.StatusServiceUnavailable, "cluster_unavailable", "the cluster did not accept the change; nothing was changed")
+	}
+	return nil
+}
+
+// Republish publishes again every project whose record the cluster lacks at the database's version: after an
+// upgrade that changed the record's format, a lost bus, or a console given a sealing key. Each goes out under
+// the next version, which the database then keeps.
+func (cs *Console) Republish(ctx context.Context) error {
+	if cs.cluster == nil {
+		return nil
+	}
+	var ids []int64
+	rows, err := cs.db.QueryContext(ctx, "SELECT id, app_id, version FROM projects ORDER BY id")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			id      int64
+			appID   string
+			version int64
+		)
+		if err := rows.Scan(&id, &appID, &version); err != nil {
+			rows.Close()
+			return err
+		}
+		if cs.cluster.ProjectVersion(appID) < uint64(version) {
+			ids = append(ids, id)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		err := cs.db.InTx(ctx, func(tx *sql.Tx) error {
+			pr, err := scanProject(tx.QueryRowContext(ctx, cs.db.Rebind("SELECT "+projectColumns+" FROM projects WHERE id = ?"+cs.db.ForUpdate()), id))
+			if err != nil {
+				return err
+			}
+			pr.Version = cs.nextVersion(pr)
+			if _, err := tx.ExecContext(ctx, cs.db.Rebind("UPDATE projects SET version = ? WHERE id = ?"), pr.Version, pr.ID); err != nil {
+				return err
+			}
+			return cs.publish(ctx, pr)
+		})
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 	}
 	return nil
 }
@@ -219,16 +284,13 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 		if cert, err = fn(tx, pr); err != nil {
 			return err
 		}
-		pr.Version++
-		enabled := 0
-		if pr.Enabled {
-			enabled = 1
-		}
+		pr.Version = cs.nextVersion(pr)
 		now := cs.now()
 		pr.Updated = now.UTC().Format(time.RFC3339)
 		pr.Rotating = len(pr.secondary) > 0
-		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind(`UPDATE projects SET name = ?, enabled = ?, cert_primary = ?, cert_secondary = ?,
-			version = ?, updated_us = ? WHERE id = ?`), pr.Name, enabled, pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
+		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind(`UPDATE projects SET name = ?, enabled = ?, accept_006 = ?, cert_primary = ?,
+			cert_secondary = ?, version = ?, updated_us = ? WHERE id = ?`), pr.Name, boolInt(pr.Enabled), boolInt(pr.Accept006),
+			pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
 			return err
 		}
 		if err := cs.auditTx(r.Context(), tx, p, action, "project:"+pr.AppID, before, pr.audit()); err != nil {
@@ -267,6 +329,9 @@ func (cs *Console) patchProject(w http.ResponseWriter, r *http.Request, p *princ
 		}
 		if in.Enabled != nil {
 			pr.Enabled = *in.Enabled
+		}
+		if in.Accept006 != nil {
+			pr.Accept006 = *in.Accept006
 		}
 		return "", nil
 	})
@@ -310,7 +375,8 @@ func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *prin
 			return err
 		}
 		if cs.cluster != nil {
-			if err := cs.cluster.DeleteProject(r.Context(), pr.AppID); err != nil {
+			// A signed tombstone above every version published: no older record of the project is taken again.
+			if err := cs.cluster.DeleteProject(r.Context(), pr.AppID, uint64(cs.nextVersion(pr))); err != nil {
 				cs.log.Error("deleting project from the cluster failed", "app_id", pr.AppID, "err", err)
 				return errorf(http.StatusServiceUnavailable, "cluster_unavailable", "the cluster did not accept the change; nothing was changed")
 			}
@@ -322,6 +388,13 @@ func (cs *Console) deleteProject(w http.ResponseWriter, r *http.Request, p *prin
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (cs *Console) getCertificate(w http.ResponseWriter, r *http.Request, p *principal) {

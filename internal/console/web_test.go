@@ -74,6 +74,11 @@ func TestWebPages(t *testing.T) {
 				t.Errorf("GET %s = %d, want a page with %q:\n%s", path, r.status, want, r.raw)
 			}
 		}
+		// The project settings offer the 006 opt-in, off by default.
+		if r := a.page("/console/projects/" + id); !strings.Contains(r.raw, `<input type="checkbox" name="accept_006" >`) ||
+			!strings.Contains(r.raw, `id="project-006">refused`) {
+			t.Errorf("project page lacks the 006 setting (unchecked):\n%s", r.raw)
+		}
 		// Another organisation sees none of it: the page fails as the API does.
 		b := e.signup("b@example.com")
 		for _, path := range []string{"/console/projects/" + id, "/console/projects/" + id + "/logs", "/console/projects/" + id + "/analytics"} {

@@ -223,6 +223,8 @@ const (
 	CodeChannelMismatch    Code = "channel_mismatch"    // the token is for another channel
 	CodeUIDMismatch        Code = "uid_mismatch"        // the token is for another uid
 	CodeAppMismatch        Code = "app_mismatch"        // the token is for another App ID (renew)
+	CodeToken006Refused    Code = "token_006_refused"   // a legacy 006 token, and the project does not accept them
+	CodeToken006Ambiguous  Code = "token_006_ambiguous" // a 006 token for a channel and uid it cannot bind (docs/tokens.md)
 	CodeNoPrivilege        Code = "no_privilege"        // the token does not grant this action
 	CodePrivilegeExpired   Code = "privilege_expired"   // the privilege for this action has expired
 	CodeInvalidTicket      Code = "invalid_ticket"      // the edge ticket is invalid or names other edges

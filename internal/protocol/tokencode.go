@@ -19,6 +19,10 @@ func TokenErrorCode(err error) Code {
 		return CodeUIDMismatch
 	case errors.Is(err, token.ErrAppIDMismatch):
 		return CodeAppMismatch
+	case errors.Is(err, token.Err006Refused):
+		return CodeToken006Refused
+	case errors.Is(err, token.ErrAmbiguous006):
+		return CodeToken006Ambiguous
 	case errors.Is(err, token.ErrNoService), errors.Is(err, token.ErrNoPrivilege):
 		return CodeNoPrivilege
 	}
