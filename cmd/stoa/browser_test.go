@@ -171,6 +171,27 @@ func TestBrowserConsole(t *testing.T) {
 		// The page reloads with the invitation in its table.
 		chromedp.WaitVisible(chromedp.Search(`//table[@id="invitations"]//td[text()="grace@example.com"]`)))
 
+	// Finding 8 (an open redirect after login): the server gives a hostile next page up for the home page, and
+	// the page's script, too, goes only to its own origin, whatever its form says: a login form made to carry
+	// "/\t/evil.example" (which the browser reads as //evil.example) brings the browser to the console.
+	login := css(`form[data-api="/api/v1/login"]`)
+	do("logout-for-next", chromedp.Click(css(`header .who button[type=submit]`)), chromedp.WaitVisible(login),
+		chromedp.Navigate(d.url+"/console/login?next=%2F%09%2Fevil.example"), chromedp.WaitVisible(login))
+	if then := value(t, ctx, chromedp.AttributeValue(login, "data-then")); then.Value != "/console/projects" {
+		t.Errorf("login page with a hostile next page goes to %q", then.Value)
+	}
+	do("login-hostile-next", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](`document.querySelector('form[data-api="/api/v1/login"]').dataset.then = '/\t/evil.example'`)(ctx, tg)
+		return err
+	}),
+		chromedp.SendKeys(css(`input[name=email]`), "ada@example.com"),
+		chromedp.SendKeys(css(`input[name=password]`), "correct horse battery staple"),
+		chromedp.Click(css(`form[data-api="/api/v1/login"] button[type=submit]`)),
+		chromedp.WaitVisible(css(`#create-project`)))
+	if loc := value(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, d.url+"/console/") {
+		t.Errorf("after a login with a hostile next page the browser is at %s", loc)
+	}
+
 	// Log out, then log in again: the login page brings the browser back to the page it was sent away from.
 	do("logout", chromedp.Click(css(`header .who button[type=submit]`)),
 		chromedp.WaitVisible(css(`form[data-api="/api/v1/login"]`)),

@@ -135,15 +135,16 @@ var (
 )
 
 // authenticate checks email's password and, if the account has TOTP, code, and records the attempt in the access
-// log; it returns the account id. Wrong
-// passwords and wrong codes count as failures in the login throttle; a missing code does not. Unknown emails
-// cost a password hash too, so that timing does not tell them apart.
+// log; it returns the account id. Every attempt is counted by the login throttle before its password is checked
+// (see loginAttempt); a wrong password or code locks out once the limit is reached, and a right password
+// without its code is taken back. Unknown emails cost a password hash too, so that timing does not tell them
+// apart.
 func (cs *Console) authenticate(r *http.Request, email, password, code string) (_ int64, err error) {
 	defer func() { cs.accessLog(r, email, err == nil) }() // every attempt, whichever route makes it
 	ip := clientIP(r)
 	now := cs.now()
-	if wait := cs.loginLocked(r.Context(), now, email, ip); wait > 0 {
-		return 0, &lockedError{wait}
+	if err := cs.loginAttempt(r.Context(), now, email, ip); err != nil {
+		return 0, err
 	}
 	var (
 		accountID int64
@@ -159,12 +160,13 @@ func (cs *Console) authenticate(r *http.Request, email, password, code string) (
 		hash = cs.dummy // same work for unknown emails
 		accountID = 0
 	}
-	if !checkPassword(password, hash) || accountID == 0 {
+	if !cs.passwordMatches(password, hash) || accountID == 0 {
 		cs.loginFailed(r.Context(), now, email, ip)
 		return 0, errInvalidCredentials
 	}
 	if t.enabled != 0 {
 		if code == "" {
+			cs.loginUncount(r.Context(), email, ip) // a right password, not a guess: the next attempt brings the code
 			return 0, errTOTPRequired
 		}
 		if err := cs.useTOTP(r.Context(), accountID, t, code); err != nil {
@@ -174,8 +176,17 @@ func (cs *Console) authenticate(r *http.Request, email, password, code string) (
 			return 0, err
 		}
 	}
-	cs.loginSucceeded(r.Context(), email)
+	cs.loginSucceeded(r.Context(), email, ip)
 	return accountID, nil
+}
+
+// passwordMatches checks password against the PHC string encoded (an argon2id hash), telling the test hook
+// first.
+func (cs *Console) passwordMatches(password, encoded string) bool {
+	if cs.onPasswordCheck != nil {
+		cs.onPasswordCheck()
+	}
+	return checkPassword(password, encoded)
 }
 
 // failAuth writes an error of authenticate: 429 with Retry-After while locked.

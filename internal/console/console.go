@@ -67,6 +67,9 @@ type Config struct {
 	// This defeats DNS rebinding, by which a web page makes a browser send requests to a console on loopback
 	// under the page's own name. Empty answers every Host (a console behind a proxy that checks it).
 	Hosts []string
+
+	// onPasswordCheck, if set, is called before every password hash check (tests count them).
+	onPasswordCheck func()
 }
 
 // Session and login policy.
@@ -75,9 +78,12 @@ const (
 	SessionCookie = "stoa_session"
 	// SessionLifetime is how long a session lasts after login.
 	SessionLifetime = 12 * time.Hour
-	// MaxEmailFailures failed logins for one email within LockoutPeriod lock that email for LockoutPeriod.
+	// MaxEmailFailures failed logins for one email within LockoutPeriod lock that email for LockoutPeriod. Every
+	// attempt is counted before its password is checked, so that no more than this many are ever checked in a
+	// window, however many arrive at once (right passwords are taken back).
 	MaxEmailFailures = 5
-	// MaxIPFailures failed logins from one IP address within LockoutPeriod lock that address.
+	// MaxIPFailures failed logins from one IP address within LockoutPeriod lock that address; as for
+	// MaxEmailFailures, attempts are counted before they are checked.
 	MaxIPFailures = 20
 	// LockoutPeriod is both the failure counting window and the lockout duration.
 	LockoutPeriod = 15 * time.Minute
@@ -104,6 +110,8 @@ type Console struct {
 	retain  store.Retention // see purge.go
 	ui      *ui             // the web UI's templates, see web.go
 	hosts   map[string]bool // Config.Hosts, lowercased; nil answers any
+
+	onPasswordCheck func() // Config.onPasswordCheck
 }
 
 // New returns a Console for c, creating the key file if needed.
@@ -129,7 +137,8 @@ func New(c Config) (*Console, error) {
 		return nil, err
 	}
 	cs := &Console{db: c.DB, cluster: c.Cluster, audit: c.Audit, seal: s, secure: c.Secure, log: c.Logger,
-		now: c.Clock, argon: DefaultArgon2, cop: http.NewCrossOriginProtection(), retain: c.Retention}
+		now: c.Clock, argon: DefaultArgon2, cop: http.NewCrossOriginProtection(), retain: c.Retention,
+		onPasswordCheck: c.onPasswordCheck}
 	if cs.log == nil {
 		cs.log = slog.New(slog.DiscardHandler)
 	}

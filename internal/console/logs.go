@@ -5,6 +5,7 @@ package console
 // and every value is length-limited.
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/csv"
@@ -21,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stoa-rtc/stoa/internal/cluster"
+	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/internal/store"
 )
 
@@ -105,6 +107,31 @@ type edgeEvent struct {
 	Reason    string    `json:"reason"`
 	IP        string    `json:"ip"`
 	UserAgent string    `json:"user_agent"`
+
+	ClaimedAppID string `json:"claimed_app_id"`
+}
+
+// unverifiedJoinFailures are the reasons of the join failures that happen before the token verified with a
+// certificate of its App ID: a wrong protocol version and every token error.
+var unverifiedJoinFailures = map[protocol.Code]bool{
+	protocol.CodeUnsupportedVersion: true, protocol.CodeInvalidToken: true, protocol.CodeUnknownApp: true,
+	protocol.CodeTokenExpired: true, protocol.CodePrivilegeExpired: true, protocol.CodeChannelMismatch: true,
+	protocol.CodeUIDMismatch: true, protocol.CodeAppMismatch: true, protocol.CodeNoPrivilege: true,
+}
+
+// attribute takes an unverified join failure away from the project it names: anyone who knows an App ID can
+// fail to join under it, and would write into that project's logs and analytics. The edge names no project for
+// those (it gives the claim as claimed_app_id); edges before it named the claimed App ID as the project, hence
+// the check of the reason here too. The failure is kept under no project, with the claimed App ID in its
+// detail, for operators.
+func attribute(e *logEntry, x edgeEvent) {
+	if e.Type != "join_failed" || x.ClaimedAppID == "" && !unverifiedJoinFailures[protocol.Code(e.Reason)] {
+		return
+	}
+	if claimed := cmp.Or(x.ClaimedAppID, x.AppID); claimed != "" {
+		e.Detail = "claimed app_id " + clean(claimed, maxLogField)
+	}
+	e.AppID = ""
 }
 
 // guardEvent is the JSON of internal/guard.Event, the fields kept.
@@ -241,7 +268,8 @@ func decodeLogEvent(ev cluster.Event) (e logEntry, ok bool, err error) {
 		if a, err := netip.ParseAddr(x.IP); err == nil {
 			e.IP = a.Unmap().String()
 		}
-		if e.AppID == "" {
+		attribute(&e, x)
+		if e.AppID == "" && e.Type != "join_failed" {
 			return e, false, errors.New("no app_id")
 		}
 		e.OS = userAgentOS(e.UserAgent)

@@ -15,6 +15,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
+	"github.com/stoa-rtc/stoa/internal/protocol"
 	"github.com/stoa-rtc/stoa/internal/store/storetest"
 )
 
@@ -323,4 +324,72 @@ func TestUserAgentOS(t *testing.T) {
 			t.Errorf("userAgentOS(%q) = %q, want %q", ua, got, want)
 		}
 	}
+}
+
+// TestUnverifiedJoinFailures covers finding 7 (anyone who knows an App ID could write into that project's logs
+// and analytics: failed joins were recorded under the App ID the client claimed, and a flood of bad tokens
+// brought a project's join success rate down to 25%). A flood of failed joins naming the victim's App ID, as
+// this edge reports them (no app_id, the claim in claimed_app_id) and as older edges did (the claim in app_id),
+// leaves the victim's analytics and logs as they were; the failures are kept under no project for operators.
+// A failure after the token verified (a bad ticket) is still the project's.
+func TestUnverifiedJoinFailures(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		ctx := context.Background()
+		e.clock.add(logBase.Add(time.Hour).Sub(e.clock.now()))
+		alice := e.signup("alice@example.com")
+		id, victim, _ := alice.createProject()
+		in := NewIngester(e.db, nil)
+		failed := func(seq uint64, ev edge.Event) cluster.Event {
+			ev.Time, ev.Type, ev.Edge, ev.Region, ev.Channel, ev.UID = logBase.Add(time.Duration(seq)*time.Second), edge.EventJoinFailed, "edge-1", "eu", "room", "9"
+			b, _ := json.Marshal(ev)
+			return cluster.Event{Seq: seq, Region: "eu", Type: string(ev.Type), Node: "edge-1", Time: ev.Time, Data: b}
+		}
+		own := []cluster.Event{
+			edgeEv(1, edge.EventJoin, victim, "room", "1", time.Second),
+			edgeEv(2, edge.EventJoin, victim, "room", "2", 2*time.Second),
+			edgeEv(3, edge.EventJoin, victim, "room", "3", 3*time.Second),
+			failed(4, edge.Event{AppID: victim, Reason: string(protocol.CodeInvalidTicket)}),
+		}
+		var flood []cluster.Event
+		for i := range 60 {
+			seq := uint64(100 + i)
+			reason := []protocol.Code{protocol.CodeInvalidToken, protocol.CodeTokenExpired, protocol.CodeUnsupportedVersion}[i%3]
+			if i%2 == 0 {
+				flood = append(flood, failed(seq, edge.Event{ClaimedAppID: victim, Reason: string(reason)}))
+			} else {
+				flood = append(flood, failed(seq, edge.Event{AppID: victim, Reason: string(reason)})) // an older edge
+			}
+		}
+		// A claim is never the project's, whatever the reason.
+		flood = append(flood, failed(200, edge.Event{ClaimedAppID: victim, Reason: string(protocol.CodeInvalidTicket)}))
+
+		base := "/api/v1/projects/" + id
+		q := "?from=" + itoa(logBase.Unix()) + "&to=" + itoa(logBase.Add(time.Hour).Unix()) + "&step=1h"
+		if err := in.IngestBatch(ctx, own); err != nil {
+			t.Fatal(err)
+		}
+		before := alice.must(200, "GET", base+"/analytics"+q, nil)
+		eqSeries(t, "join_success_rate before", values(t, before.body, "join_success_rate"), 0.75)
+		if err := in.IngestBatch(ctx, flood); err != nil {
+			t.Fatal(err)
+		}
+		if st := in.Stats(); st.Stored != uint64(len(own)+len(flood)) || st.Malformed != 0 {
+			t.Errorf("ingest stats %+v", st)
+		}
+		after := alice.must(200, "GET", base+"/analytics"+q, nil)
+		for _, name := range []string{"join_success_rate", "joins", "joins_failed"} {
+			eqSeries(t, name+" after the flood", values(t, after.body, name), values(t, before.body, name)...)
+		}
+		logs := items(alice.must(200, "GET", base+"/logs?limit=1000", nil))
+		if len(logs) != len(own) {
+			t.Errorf("the victim's logs hold %d events, want its own %d", len(logs), len(own))
+		}
+		// Operators find the flood under no project, with the App ID it claimed.
+		var n int
+		if err := e.db.QueryRow(e.db.Rebind("SELECT COUNT(*) FROM media_events WHERE app_id = '' AND event_type = 'join_failed' AND detail = ?"),
+			"claimed app_id "+victim).Scan(&n); err != nil || n != len(flood) {
+			t.Errorf("%d failures under no project (%v), want %d", n, err, len(flood))
+		}
+	})
 }

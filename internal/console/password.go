@@ -85,20 +85,21 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	now := cs.now()
 	ip := clientIP(r)
-	if wait := cs.loginLocked(r.Context(), now, p.email, ip); wait > 0 {
-		cs.failAuth(w, &lockedError{wait})
-		return
-	}
 	var hash string
 	if err := cs.db.QueryRowContext(r.Context(), cs.db.Rebind("SELECT password_hash FROM accounts WHERE id = ?"), p.accountID).Scan(&hash); err != nil {
 		cs.fail(w, err)
 		return
 	}
-	if !checkPassword(in.CurrentPassword, hash) {
+	if err := cs.loginAttempt(r.Context(), now, p.email, ip); err != nil {
+		cs.failAuth(w, err)
+		return
+	}
+	if !cs.passwordMatches(in.CurrentPassword, hash) {
 		cs.loginFailed(r.Context(), now, p.email, ip)
 		cs.fail(w, errorf(http.StatusForbidden, "invalid_credentials", "wrong current password"))
 		return
 	}
+	cs.loginUncount(r.Context(), p.email, ip)
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
 		if err := cs.setPassword(r, tx, p.accountID, in.NewPassword); err != nil {
 			return err
@@ -224,6 +225,6 @@ func (cs *Console) confirmReset(w http.ResponseWriter, r *http.Request, _ *princ
 		cs.fail(w, err)
 		return
 	}
-	cs.loginSucceeded(r.Context(), email)
+	cs.loginForget(r.Context(), email)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -139,13 +139,15 @@ func (cs *Console) enrolTOTP(w http.ResponseWriter, r *http.Request, p *principa
 
 // checkCode checks a TOTP code given by a logged-in account, counting a wrong one as a failed login.
 func (cs *Console) checkCode(r *http.Request, p *principal, t totpState, code string) error {
-	now := cs.now()
-	if wait := cs.loginLocked(r.Context(), now, p.email, clientIP(r)); wait > 0 {
-		return &lockedError{wait}
+	now, ip := cs.now(), clientIP(r)
+	if err := cs.loginAttempt(r.Context(), now, p.email, ip); err != nil {
+		return err
 	}
 	err := cs.useTOTP(r.Context(), p.accountID, t, code)
 	if errors.Is(err, errInvalidTOTP) {
-		cs.loginFailed(r.Context(), now, p.email, clientIP(r))
+		cs.loginFailed(r.Context(), now, p.email, ip)
+	} else {
+		cs.loginUncount(r.Context(), p.email, ip)
 	}
 	return err
 }

@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 //go:embed web
@@ -37,7 +39,7 @@ type uiPage struct {
 
 func (cs *Console) pages() []uiPage {
 	return []uiPage{
-		{path: "login", template: "login", title: "Log in", public: true},
+		{path: "login", template: "login", title: "Log in", public: true, load: loadLogin},
 		{path: "signup", template: "signup", title: "Sign up", public: true},
 		{path: "invite", template: "invite", title: "Accept an invitation", public: true, load: queryValues("token")},
 		{path: "reset-password", template: "reset", title: "Reset your password", public: true, load: queryValues("token")},
@@ -191,6 +193,31 @@ func (rc *recorder) WriteHeader(status int)      { rc.status = status }
 // apiLoader loads one API document into Data[key].
 func (cs *Console) apiLoader(key, path string) func(*http.Request, *principal) (map[string]any, error) {
 	return func(r *http.Request, _ *principal) (map[string]any, error) { return cs.gather(r, [2]string{key, path}) }
+}
+
+// loginHome is where a login goes when it has no (acceptable) next page.
+const loginHome = UIPrefix + "projects"
+
+// loadLogin gives the login page the page to go to after logging in: its next parameter if loginNext accepts
+// it.
+func loadLogin(r *http.Request, _ *principal) (map[string]any, error) {
+	return map[string]any{"next": loginNext(r.URL.Query().Get("next"))}, nil
+}
+
+// loginNext returns next if it is a page of the console's UI, on the console's own origin, and loginHome
+// otherwise: it must start with UIPrefix (so neither a scheme, nor "//" or "/\\", which browsers read as another
+// host) and hold no backslash, whitespace or control character (browsers drop tabs and newlines from URLs and
+// read backslashes as slashes, so "/\t/evil.example" leads to evil.example). This closes an open redirect; the
+// page's script checks the origin again with the browser's own URL parser.
+func loginNext(next string) string {
+	bad := func(r rune) bool { return r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) }
+	if !strings.HasPrefix(next, UIPrefix) || strings.ContainsFunc(next, bad) || !utf8.ValidString(next) {
+		return loginHome
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
+		return loginHome
+	}
+	return next
 }
 
 // queryValues copies query parameters into Data, for the public pages that carry a token in their link.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -179,6 +180,82 @@ func TestHostCheck(t *testing.T) {
 			if rec.Code != want || (want == 421 && !strings.Contains(rec.Body.String(), `"code":"unknown_host"`)) {
 				t.Errorf("GET %s with Host %s = %d %s, want %d", path, host, rec.Code, rec.Body.String(), want)
 			}
+		}
+	}
+}
+
+// TestLoginNext covers finding 8 (an open redirect after login: /console/login?next=%2F%09%2Fevil.example
+// sent the browser to evil.example once logged in). The login page takes only pages of the console's UI as
+// its next page.
+func TestLoginNext(t *testing.T) {
+	for _, tc := range []struct{ next, want string }{
+		{"/console/audit", "/console/audit"},
+		{"/console/projects/7/logs?type=join&channel=a%2Fb#top", "/console/projects/7/logs?type=join&channel=a%2Fb#top"},
+		{"/console/%2F%2Fevil.example", "/console/%2F%2Fevil.example"}, // a path on this origin
+		{"", loginHome},
+		{"/\t/evil.example", loginHome},
+		{"/console/\t/evil.example", loginHome},
+		{"/\n/evil.example", loginHome},
+		{"\t//evil.example", loginHome},
+		{" /console/audit", loginHome},
+		{"/\\evil.example", loginHome},
+		{"\\\\evil.example", loginHome},
+		{"/console/\\..\\\\evil.example", loginHome},
+		{"//evil.example", loginHome},
+		{"//evil.example/console/", loginHome},
+		{"///evil.example", loginHome},
+		{"/%2F/evil.example", loginHome}, // a path on this origin, but not a page of the UI
+		{"%2F%2Fevil.example", loginHome},
+		{"%2F%09%2Fevil.example", loginHome},
+		{"/%09/evil.example", loginHome},
+		{"javascript:alert(1)", loginHome},
+		{"JavaScript:alert(document.domain)//", loginHome},
+		{"data:text/html,<script>alert(1)</script>", loginHome},
+		{"https://evil.example/console/", loginHome},
+		{"http:/console/audit", loginHome},
+		{"/console/audit\x00", loginHome},
+		{"/console/audit\u2028", loginHome},
+		{"/console/\xff", loginHome},
+		{"/console", loginHome},
+		{"/api/v1/logout", loginHome},
+	} {
+		if got := loginNext(tc.next); got != tc.want {
+			t.Errorf("loginNext(%q) = %q, want %q", tc.next, got, tc.want)
+		}
+	}
+}
+
+// FuzzLoginNext: whatever next is, the login page goes to a page of the UI on the console's own origin.
+func FuzzLoginNext(f *testing.F) {
+	for _, s := range []string{"/console/audit", "/\t/evil.example", "//evil.example", "/\\evil.example", "javascript:x", "/console/a?b=c#d"} {
+		f.Add(s)
+	}
+	base, _ := url.Parse("https://console.example/console/login")
+	f.Fuzz(func(t *testing.T, next string) {
+		got := loginNext(next)
+		if got != next && got != loginHome {
+			t.Fatalf("loginNext(%q) = %q", next, got)
+		}
+		u, err := base.Parse(got)
+		if err != nil || u.Scheme != "https" || u.Host != "console.example" || !strings.HasPrefix(u.Path, UIPrefix) {
+			t.Fatalf("loginNext(%q) = %q leads to %v (%v)", next, got, u, err)
+		}
+	})
+}
+
+// TestLoginPageNext: the login page renders the next page it will go to, and a hostile one as the home page.
+func TestLoginPageNext(t *testing.T) {
+	e := newEnv(t, filepath.Join(t.TempDir(), "stoa.db"))
+	anon := &client{e: e}
+	for next, want := range map[string]string{
+		"%2Fconsole%2Faudit":     `data-then="/console/audit"`,
+		"%2F%09%2Fevil.example":  `data-then="/console/projects"`,
+		"%2F%5Cevil.example":     `data-then="/console/projects"`,
+		"javascript%3Aalert(1)":  `data-then="/console/projects"`,
+		"https%3A%2F%2Fevil.exa": `data-then="/console/projects"`,
+	} {
+		if r := anon.page("/console/login?next=" + next); r.status != 200 || !strings.Contains(r.raw, want) {
+			t.Errorf("login?next=%s: %d, want %s in\n%s", next, r.status, want, r.raw)
 		}
 	}
 }

@@ -384,3 +384,75 @@ func TestDrainMovesClientsAway(t *testing.T) {
 		t.Errorf("after undrain: %s", errCode(r))
 	}
 }
+
+// TestJoinFailuresNameNoProjectUntilVerified covers finding 7 (anyone who knows an App ID could write into that
+// project's logs and analytics with failed joins). A flood of joins naming the App ID with tokens that do not
+// verify with its certificate gives join_failed events under no project (the claim in ClaimedAppID, for
+// operators); a join whose token verified and whose ticket fails is the project's.
+func TestJoinFailuresNameNoProjectUntilVerified(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys ticket.Keys
+	keys.Set("d1", pub)
+	e := startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys })
+	good := e.token(t, "room", "1", nil)
+	expired, err := token.BuildRTC(testCert, token.RTCOptions{AppID: testApp, Channel: "room", UID: "1",
+		Expire: time.Minute, IssuedAt: e.clock.Now().Add(-time.Hour), Salt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCert, err := token.BuildRTC(strings.Repeat("c", 32), token.RTCOptions{AppID: testApp, Channel: "room", UID: "1", Expire: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticketFor := func(edge string) string {
+		s, err := ticket.Sign(ticket.Ticket{KID: "d1", AppID: testApp, Channel: "room", UID: "1", Edges: []string{edge},
+			Expires: e.clock.Now().Add(time.Hour).Unix()}, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	nextFailure := func() Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-e.events:
+				if ev.Type == EventJoinFailed {
+					return ev
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no join_failed event")
+			}
+		}
+	}
+	joins := []protocol.Join{
+		{Version: 1, Token: "007garbage", AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-a")},
+		{Version: 1, Token: good[:len(good)-6] + "AAAA==", AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-a")},
+		{Version: 1, Token: otherCert, AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-a")},
+		{Version: 1, Token: expired, AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-a")},
+		{Version: 1, Token: good, AppID: testApp, Channel: "hall", UID: "1", Ticket: ticketFor("edge-a")},
+		{Version: 2, Token: good, AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-a")},
+	}
+	for i := range 3 * len(joins) {
+		j := joins[i%len(joins)]
+		c := e.dial(t)
+		if r := c.request(&protocol.Message{Type: protocol.TypeJoin, Join: &j}); r.Type != protocol.TypeError {
+			t.Fatalf("join %d = %s", i, r.Type)
+		}
+		if ev := nextFailure(); ev.AppID != "" || ev.ClaimedAppID != testApp {
+			t.Errorf("join %d (%s): event app_id %q, claimed %q; want none and %q", i, ev.Reason, ev.AppID, ev.ClaimedAppID, testApp)
+		}
+		<-c.closed
+	}
+	c := e.dial(t)
+	j := protocol.Join{Version: 1, Token: good, AppID: testApp, Channel: "room", UID: "1", Ticket: ticketFor("edge-b")}
+	if r := c.request(&protocol.Message{Type: protocol.TypeJoin, Join: &j}); errCode(r) != string(protocol.CodeInvalidTicket) {
+		t.Fatalf("join with another edge's ticket = %s", errCode(r))
+	}
+	if ev := nextFailure(); ev.AppID != testApp || ev.ClaimedAppID != "" || ev.Reason != string(protocol.CodeInvalidTicket) {
+		t.Errorf("failed ticket: event app_id %q, claimed %q, reason %q; want the project's", ev.AppID, ev.ClaimedAppID, ev.Reason)
+	}
+}

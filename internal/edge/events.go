@@ -18,7 +18,8 @@ const (
 )
 
 // Event is a structured record of a session's life, for logs and analytics. It never carries tokens, keys or
-// media, only who, where, when and why.
+// media, only who, where, when and why. AppID names the project the event belongs to; a join_failed belongs to
+// one only when the token verified with one of the project's certificates (a failed ticket, an internal error).
 type Event struct {
 	Time      time.Time `json:"time"`
 	Type      EventType `json:"type"`
@@ -33,6 +34,10 @@ type Event struct {
 	Reason    string    `json:"reason,omitempty"`
 	IP        string    `json:"ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
+
+	// ClaimedAppID is, in a join_failed before the token verified, the App ID the client named. Anyone can name
+	// one: such a failure belongs to no project (AppID is empty), and this is for operators.
+	ClaimedAppID string `json:"claimed_app_id,omitempty"`
 
 	// Quality events only.
 	// JoinMs is the session's join time in milliseconds (join request to its subscriber connection being

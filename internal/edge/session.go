@@ -355,11 +355,19 @@ func (s *session) handleJoin(m *protocol.Message) {
 		s.sendError(m.ID, protocol.CodeAlreadyJoined, "this session has joined already")
 		return
 	}
+	verified := false // the token verified with a certificate of j.AppID
 	fail := func(code protocol.Code, message string) {
 		s.srv.metrics.joins.WithLabelValues(string(code)).Inc()
 		s.reportBad(badReason(code))
-		s.srv.emit(Event{Type: EventJoinFailed, AppID: j.AppID, Channel: j.Channel, UID: j.UID, Session: s.id,
-			Reason: string(code), IP: s.ip, UserAgent: s.ua})
+		ev := Event{Type: EventJoinFailed, Channel: j.Channel, UID: j.UID, Session: s.id, Reason: string(code), IP: s.ip, UserAgent: s.ua}
+		// Anyone can name an App ID: a failure is the project's only once its certificate vouched for the
+		// token; before that it belongs to no project, and the name it gave is kept for operators.
+		if verified {
+			ev.AppID = j.AppID
+		} else {
+			ev.ClaimedAppID = j.AppID
+		}
+		s.srv.emit(ev)
 		s.sendError(m.ID, code, message)
 		s.end(code)
 	}
@@ -372,6 +380,7 @@ func (s *session) handleJoin(m *protocol.Message) {
 		fail(protocol.TokenErrorCode(err), err.Error())
 		return
 	}
+	verified = true
 	if keys := s.srv.cfg.Tickets; keys != nil {
 		if _, err := keys.Verify(j.Ticket, ticket.Want{Edge: s.srv.cfg.ID, AppID: j.AppID, Channel: j.Channel,
 			UID: j.UID, Now: s.srv.cfg.Clock.Now()}); err != nil {

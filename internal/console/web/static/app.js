@@ -4,7 +4,15 @@
 'use strict';
 (() => {
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || '';
-  const localPath = (p) => typeof p === 'string' && p.startsWith('/') && !p.startsWith('//') && !p.startsWith('/\\');
+  // sameOrigin returns the URL that p leads to if it stays on this page's origin, else null. The browser's own
+  // parser decides, as it will when following p: it drops tabs and newlines and reads backslashes as slashes, so
+  // that "/\t/evil.example" is another host.
+  const sameOrigin = (p) => {
+    try {
+      const u = new URL(p, location.href);
+      return u.origin === location.origin ? u : null;
+    } catch (_) { return null; }
+  };
 
   function fields(form) {
     const out = {};
@@ -25,7 +33,7 @@
   function done(form, data) {
     const then = form.dataset.then || 'reload';
     if (then === 'reload') { location.reload(); return; }
-    if (then !== 'show') { location.assign(localPath(then) ? then : '/console/'); return; }
+    if (then !== 'show') { location.assign(sameOrigin(then)?.href ?? '/console/'); return; }
     const out = form.querySelector('output.result');
     if (!out) return;
     for (const el of out.querySelectorAll('[data-field]')) {
