@@ -191,7 +191,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	ccfg.ProjectSigner = signer
 	ccfg.ProjectKeys = projectKeys
 	// App Certificates cross the bus sealed to a key that the edges and the dispatcher hold (DIR/seal.key).
-	openKey, _, err := loadOpenKey(filepath.Join(o.dataDir, "seal.key"))
+	openKey, _, err := loadOpenKey(filepath.Join(natsDir, sealKeyFile))
 	if err != nil {
 		return err
 	}
@@ -346,7 +346,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	fmt.Fprintf(env.stdout, "  bus creds: %s, %s (more edges and dispatchers: --nats-creds)\n",
 		filepath.Join(natsDir, edgeCredsFile), filepath.Join(natsDir, dispatchCredsFile))
 	fmt.Fprintf(env.stdout, "  sealing:   certificates sealed to key %x (more edges: --project-open-key %s)\n",
-		openKey.PublicKey().Bytes(), filepath.Join(o.dataDir, "seal.key"))
+		openKey.PublicKey().Bytes(), filepath.Join(natsDir, sealKeyFile))
 	if o.accept006 {
 		fmt.Fprintln(env.stdout, "  006:       the demo project accepts legacy 006 tokens (--accept-006)")
 	}
@@ -383,6 +383,9 @@ func devEdgeID(regions []devRegion, name string, i int) string {
 // The role-wide credentials stoa dev writes for extra processes, and the console's.
 const (
 	edgeCredsFile     = "edge.creds"
+	// sealKeyFile, beside the credentials, opens the App Certificates sealed on the bus: extra processes given
+	// --nats-creds from that folder find it there (see roleFlags.openKeyFile).
+	sealKeyFile = "seal.key"
 	dispatchCredsFile = "dispatch.creds"
 	consoleCredsFile  = "console.creds"
 )

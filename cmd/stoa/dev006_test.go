@@ -138,7 +138,7 @@ func TestDevReplayedProjectStaysDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, _, err := loadOpenKey(filepath.Join(dir, "seal.key"))
+	open, _, err := loadOpenKey(filepath.Join(dir, "nats", sealKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

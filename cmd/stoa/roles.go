@@ -151,6 +151,9 @@ func (f *roleFlags) start(ctx context.Context, env *cmdEnv, role string, follow 
 		log.Warn("no --project-keys: any node that can write to the bus can publish projects and App Certificates")
 	}
 	if f.projectOpenKey == "" {
+		f.projectOpenKey = sealKeyBesideCreds(f.nats.creds)
+	}
+	if f.projectOpenKey == "" {
 		log.Warn("no --project-open-key: only projects whose App Certificates are in clear on the bus can be used")
 	} else {
 		key, created, err := loadOpenKey(f.projectOpenKey)
@@ -198,6 +201,19 @@ func (f *roleFlags) idFromCredentials() error {
 		return usagef("--id %q: the credentials are issued for %q", f.id, id.ID)
 	}
 	return nil
+}
+
+// sealKeyBesideCreds returns the seal key file that stoa dev keeps beside the credentials it hands to extra
+// processes (DATA/nats/seal.key), or "" when there is none: --nats-creds alone is enough to join dev's network.
+func sealKeyBesideCreds(creds string) string {
+	if creds == "" {
+		return ""
+	}
+	path := filepath.Join(filepath.Dir(creds), sealKeyFile)
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }
 
 // listen opens addr, with the connection cap of limits and TLS unless it is on loopback: the given certificate,
