@@ -382,10 +382,10 @@ func devEdgeID(regions []devRegion, name string, i int) string {
 
 // The role-wide credentials stoa dev writes for extra processes, and the console's.
 const (
-	edgeCredsFile     = "edge.creds"
+	edgeCredsFile = "edge.creds"
 	// sealKeyFile, beside the credentials, opens the App Certificates sealed on the bus: extra processes given
 	// --nats-creds from that folder find it there (see roleFlags.openKeyFile).
-	sealKeyFile = "seal.key"
+	sealKeyFile       = "seal.key"
 	dispatchCredsFile = "dispatch.creds"
 	consoleCredsFile  = "console.creds"
 )
