@@ -190,7 +190,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	projectKeys := []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
 	ccfg.ProjectSigner = signer
 	ccfg.ProjectKeys = projectKeys
-	// App Certificates cross the bus sealed to a key that the edges and the dispatcher hold (DIR/seal.key).
+	// App Certificates cross the bus sealed to a key that the edges and the dispatcher hold (DIR/nats/seal.key).
 	openKey, _, err := loadOpenKey(filepath.Join(natsDir, sealKeyFile))
 	if err != nil {
 		return err
@@ -229,7 +229,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	// The dispatcher has its own cluster handle and credentials, as every node of a network.
 	dcfg := cluster.Default()
 	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], names[1:], devDispatcherID, o.log
-	dcfg.ProjectKeys = projectKeys
+	dcfg.ProjectKeys, dcfg.ProjectOpenKey = projectKeys, openKey
 	if dcfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleDispatch, Regions: names[:1], ID: devDispatcherID}); err != nil {
 		ln.Close()
 		return err

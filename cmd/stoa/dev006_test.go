@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/stoa-rtc/stoa/internal/busauth"
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/tokentest"
 	"github.com/stoa-rtc/stoa/token"
@@ -33,6 +34,21 @@ func dispatch006(t *testing.T, d devNet, tok, channel, uid string) (int, string)
 	var e struct{ Error struct{ Code string } }
 	json.NewDecoder(resp.Body).Decode(&e)
 	return resp.StatusCode, e.Error.Code
+}
+
+// connectAs connects to stoa dev's bus with the credentials it wrote for role, replies going to the inbox that
+// the credentials allow.
+func connectAs(t *testing.T, d devNet, role string) (*nats.Conn, error) {
+	t.Helper()
+	b, err := os.ReadFile(d.creds(role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := busauth.ParseCredentials(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nats.Connect(d.nats, nats.UserCredentials(d.creds(role)), nats.CustomInboxPrefix(c.InboxPrefix()))
 }
 
 // TestDev006 covers finding 1 against a real dispatcher: the demo project of stoa dev refuses 006 tokens
@@ -80,7 +96,8 @@ func TestDevSealsCertificates(t *testing.T) {
 	d := startDev(t, "--data", dir)
 	cert := []byte(d.appCert)
 
-	nc, err := nats.Connect(d.nats)
+	// An edge's credentials read the projects bucket, as every edge must.
+	nc, err := connectAs(t, d, "edge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +162,8 @@ func TestDevReplayedProjectStaysDeleted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := cluster.Default()
-	cfg.URLs, cfg.Region, cfg.Node = []string{d.nats}, d.region, "test-console"
+	// The attacker holds the console's bus credentials (the only ones allowed to write projects), not its key.
+	cfg.URLs, cfg.Region, cfg.Node, cfg.CredentialsFile = []string{d.nats}, d.region, "test-console", d.creds("console")
 	cfg.ProjectSigner, cfg.ProjectKeys = signer, []ed25519.PublicKey{signer.Public().(ed25519.PublicKey)}
 	cfg.ProjectSealKey = open.PublicKey()
 	console, err := cluster.Start(ctx, cfg)
@@ -153,7 +171,7 @@ func TestDevReplayedProjectStaysDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer console.Close()
-	nc, err := nats.Connect(d.nats)
+	nc, err := connectAs(t, d, "console")
 	if err != nil {
 		t.Fatal(err)
 	}
