@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +93,12 @@ type region struct {
 	imu    sync.RWMutex
 	byChan map[[2]string]map[string]struct{} // (app, channel) → edge ids, for ChannelEdges
 	stop   func()                            // stops the region's listeners and timers
+
+	synced     chan struct{} // closed once the copies first held the buckets' content
+	syncedOnce sync.Once
 }
+
+func (r *region) markSynced() { r.syncedOnce.Do(func() { close(r.synced) }) }
 
 // Start connects to the cluster (starting the embedded server when cfg.URLs is empty), creates or updates the
 // buckets and the event stream, and returns once the local copies hold the buckets' current content. ctx bounds
@@ -417,18 +423,25 @@ func (c *Cluster) session(ctx context.Context) error {
 		}
 	}
 	groups := map[string]context.CancelFunc{}
-	// startGroup starts one watch per bucket; initial ones count for the session's readiness.
-	startGroup := func(group string, kvs []jetstream.KeyValue, sinks []sink, initial bool) {
+	// startGroup starts one watch per bucket; initial ones count for the session's readiness. synced, if set, is
+	// called once every watch of the group holds its bucket's content.
+	startGroup := func(group string, kvs []jetstream.KeyValue, sinks []sink, initial bool, synced func()) {
 		gctx, gcancel := context.WithCancel(sctx)
 		groups[group] = gcancel
+		var left atomic.Int64
+		left.Store(int64(len(kvs)))
 		for i, kv := range kvs {
-			var ready func()
 			if initial {
 				pending.Add(1)
-				ready = sync.OnceFunc(done)
-			} else {
-				ready = func() {}
 			}
+			ready := sync.OnceFunc(func() {
+				if initial {
+					done()
+				}
+				if left.Add(-1) == 0 && synced != nil {
+					synced()
+				}
+			})
 			wg.Go(func() {
 				err := watch(gctx, kv, sinks[i], ready)
 				if gctx.Err() == nil {
@@ -452,7 +465,7 @@ func (c *Cluster) session(ctx context.Context) error {
 			}
 			kvs = append(kvs, kv)
 		}
-		startGroup(globalGroup, kvs, []sink{c.projects, c.dkeys}, initial)
+		startGroup(globalGroup, kvs, []sink{c.projects, c.dkeys}, initial, nil)
 		return nil
 	}
 	addRegion := func(ctx context.Context, name string, initial bool) error {
@@ -468,7 +481,7 @@ func (c *Cluster) session(ctx context.Context) error {
 		if r.blocks != nil {
 			sinks = append(sinks, r.blocks)
 		}
-		startGroup(regionGroup+name, kvs[:len(sinks)], sinks, initial)
+		startGroup(regionGroup+name, kvs[:len(sinks)], sinks, initial, r.markSynced)
 		return nil
 	}
 	retry := func() {
@@ -508,7 +521,8 @@ func (c *Cluster) session(ctx context.Context) error {
 	if err := c.ensureRegion(setup, c.cfg.Region); err != nil {
 		return err
 	}
-	if err := addRegion(setup, c.cfg.Region, true); err != nil {
+	if err := addRegion(setup, c.cfg.Region, true); err != nil &&
+		!(c.cfg.UseExisting && errors.Is(err, jetstream.ErrBucketNotFound)) { // UseExisting: a region without buckets is empty
 		return err
 	}
 	setupCancel()
@@ -584,6 +598,21 @@ func (c *Cluster) otherRegions(ctx context.Context) []string {
 	return out
 }
 
+// SyncRegions waits until the node follows the other regions it should (Config.Regions; for "*", every region
+// that has buckets at the time of the call) and holds their buckets' content, then returns every region followed,
+// the own included. Start does not wait for them: another region's NATS cluster may be unreachable. A configured
+// region that has no buckets is waited for until ctx is done.
+func (c *Cluster) SyncRegions(ctx context.Context) ([]string, error) {
+	for _, name := range c.otherRegions(ctx) {
+		select {
+		case <-c.region(name).synced:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: region %s not followed yet: %w", name, ctx.Err())
+		}
+	}
+	return c.Regions(), nil
+}
+
 func (c *Cluster) sweep(now time.Time) {
 	c.dkeys.sweep(now)
 	c.rmu.RLock()
@@ -607,7 +636,7 @@ func (c *Cluster) region(name string) *region {
 	if r = c.regions[name]; r != nil {
 		return r
 	}
-	r = &region{name: name, byChan: map[[2]string]map[string]struct{}{}}
+	r = &region{name: name, byChan: map[[2]string]map[string]struct{}{}, synced: make(chan struct{})}
 	b := c.regionBuckets(name)
 	r.edges = newStore(b.edges, c.cfg.EdgeTTL, &c.h, c.log, parseTokenKey, decodeEdge)
 	r.channels = newStore(b.channels, c.cfg.ChannelTTL, &c.h, c.log, parsePlacementKey, decodePlacement(name))
@@ -659,7 +688,8 @@ func (c *Cluster) kvConfig(bucket string, ttl time.Duration, global bool) jetstr
 	return cfg
 }
 
-// ensureGlobal detects per-message TTL support and creates or updates the global buckets and the event stream.
+// ensureGlobal detects per-message TTL support and creates or updates (where needed) the global buckets and the
+// event stream.
 func (c *Cluster) ensureGlobal(ctx context.Context) error {
 	ai, err := c.js.AccountInfo(ctx)
 	switch {
@@ -695,32 +725,69 @@ func (c *Cluster) ensureGlobal(ctx context.Context) error {
 	if c.cfg.GlobalCluster != "" {
 		sc.Placement = &jetstream.Placement{Cluster: c.cfg.GlobalCluster}
 	}
-	if _, err := c.js.CreateOrUpdateStream(ctx, sc); err != nil {
-		if _, berr := c.js.Stream(ctx, sc.Name); berr != nil {
-			return fmt.Errorf("cluster: stream %s: %w", sc.Name, err)
+	return c.ensureStream(ctx, sc.Name, func(have jetstream.StreamConfig) bool { return streamMatches(have, sc) },
+		func() error { _, err := c.js.CreateOrUpdateStream(ctx, sc); return err })
+}
+
+// ensureBucket creates a missing bucket and updates one whose configuration differs from kc.
+func (c *Cluster) ensureBucket(ctx context.Context, kc jetstream.KeyValueConfig) error {
+	return c.ensureStream(ctx, "KV_"+kc.Bucket, func(have jetstream.StreamConfig) bool { return bucketMatches(have, kc) },
+		func() error { _, err := c.js.CreateOrUpdateKeyValue(ctx, kc); return err })
+}
+
+// ensureStream runs apply, which creates or updates stream name, unless the stream exists and matches its
+// configuration: nodes start often (every edge, every `stoa cluster` command) and an update is not free. In
+// nats-server 2.15.3 and earlier, a file stream's update writes the new configuration outside the stream lock
+// under which a consumer being created reads it: updating the event stream at every start raced the console
+// creating its durable consumer (the race detector caught it). When apply fails but the stream exists (a
+// supercluster whose JetStream meta leader is unreachable still serves existing streams), it is used as it is.
+func (c *Cluster) ensureStream(ctx context.Context, name string, matches func(jetstream.StreamConfig) bool, apply func() error) error {
+	if c.cfg.UseExisting {
+		return nil
+	}
+	s, err := c.js.Stream(ctx, name)
+	if err == nil && matches(s.CachedInfo().Config) {
+		return nil
+	}
+	if aerr := apply(); aerr != nil {
+		if err != nil {
+			return fmt.Errorf("cluster: stream %s: %w", name, aerr)
 		}
-		c.log.Warn("stream exists but could not be updated", "stream", sc.Name, "err", err)
+		c.log.Warn("stream exists but could not be updated", "stream", name, "err", aerr)
 	}
 	return nil
 }
 
-// ensureBucket creates or updates a bucket. When that fails but the bucket exists (a supercluster whose
-// JetStream meta leader is unreachable still serves existing buckets), it is used as it is.
-func (c *Cluster) ensureBucket(ctx context.Context, kc jetstream.KeyValueConfig) error {
-	_, err := c.js.CreateOrUpdateKeyValue(ctx, kc)
-	if err == nil {
-		return nil
+// streamMatches reports whether an existing stream has the configuration want asks for, in the fields Stoa sets.
+// The storage type is left out: it cannot change once a stream exists.
+func streamMatches(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.MaxAge == want.MaxAge &&
+		have.MaxBytes == want.MaxBytes && have.Replicas == max(want.Replicas, 1) &&
+		placementCluster(have.Placement) == placementCluster(want.Placement)
+}
+
+// bucketMatches reports whether the stream of an existing bucket has the configuration that
+// CreateOrUpdateKeyValue would give it for want, in the fields Stoa sets (storage left out, as above).
+func bucketMatches(have jetstream.StreamConfig, want jetstream.KeyValueConfig) bool {
+	return have.MaxMsgsPerSubject == int64(max(want.History, 1)) && have.MaxAge == want.TTL &&
+		have.Replicas == max(want.Replicas, 1) && placementCluster(have.Placement) == placementCluster(want.Placement) &&
+		have.AllowMsgTTL == (want.LimitMarkerTTL != 0) && have.SubjectDeleteMarkerTTL == want.LimitMarkerTTL
+}
+
+func placementCluster(p *jetstream.Placement) string {
+	if p == nil {
+		return ""
 	}
-	if _, berr := c.js.KeyValue(ctx, kc.Bucket); berr != nil {
-		return fmt.Errorf("cluster: bucket %s: %w", kc.Bucket, err)
-	}
-	c.log.Warn("bucket exists but could not be updated", "bucket", kc.Bucket, "err", err)
-	return nil
+	return p.Cluster
 }
 
 // ensureRegion creates or updates the buckets of region name (once per session). They are placed in the cluster
 // of the server this node is connected to, which in a supercluster is the node's own region's.
 func (c *Cluster) ensureRegion(ctx context.Context, name string) error {
+	if c.cfg.UseExisting {
+		return nil
+	}
 	c.emu.Lock()
 	done := c.ensured[name]
 	c.emu.Unlock()
