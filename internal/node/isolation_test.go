@@ -26,7 +26,7 @@ func TestFailoverToBackupEdge(t *testing.T) {
 	d := n.addDispatcher("eu", "d-eu")
 	c := n.startCall(d, "failover")
 	primary := c.Pub.Edge().ID // the subscriber's too: Start checks it
-	d.Stop(t) // failover needs no dispatcher
+	d.Stop(t)                  // failover needs no dispatcher
 
 	var victim *runningNode
 	for _, e := range n.edgs["eu"] {
