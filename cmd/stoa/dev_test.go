@@ -433,19 +433,23 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]string{"app_id": d.appID, "channel": "demo", "uid": "1", "token": tok})
-	status := func(url string) int {
+	ask := func(url string) (int, string) {
 		resp, err := http.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code
+	}
+	// The trusting dispatcher first: it proves the dev edges are there, so that the other's refusal cannot be for
+	// want of edges (no_edges) but must be for the project.
+	if code, _ := ask(dispatcher(d.projectKey)); code != http.StatusOK {
+		t.Errorf("a dispatcher trusting the dev console's key: %d", code)
 	}
 	other := strings.Repeat("ab", 32)
-	if code := status(dispatcher(other)); code == http.StatusOK {
-		t.Error("a dispatcher trusting another key scheduled the dev project")
-	}
-	if code := status(dispatcher(d.projectKey)); code != http.StatusOK {
-		t.Errorf("a dispatcher trusting the dev console's key: %d", code)
+	if code, reason := ask(dispatcher(other)); code != http.StatusForbidden || reason != "unknown_app" {
+		t.Errorf("a dispatcher trusting another key: %d %s, want 403 unknown_app", code, reason)
 	}
 }

@@ -113,7 +113,7 @@ func TestValidServedDuringFlood(t *testing.T) {
 		return nil
 	})
 	stop := make(chan struct{})
-	var flood atomic.Int64
+	var flood, blocked atomic.Int64 // requests answered, and of those refused as from a blocked address
 	var wg sync.WaitGroup
 	for a := range 4 {
 		source := fmt.Sprintf("127.0.2.%d", a+1)
@@ -135,6 +135,9 @@ func TestValidServedDuringFlood(t *testing.T) {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					flood.Add(1)
+					if resp.StatusCode == http.StatusForbidden {
+						blocked.Add(1)
+					}
 				}
 			})
 		}
@@ -159,5 +162,11 @@ func TestValidServedDuringFlood(t *testing.T) {
 	vwg.Wait()
 	close(stop)
 	wg.Wait()
-	t.Logf("during a flood of %d invalid requests, %d of %d valid requests were served", flood.Load(), served.Load(), asked.Load())
+	t.Logf("during a flood of %d invalid requests (%d refused as blocked), %d of %d valid requests were served",
+		flood.Load(), blocked.Load(), served.Load(), asked.Load())
+	// The flood must have happened for the above to mean anything: every flooding address sent enough invalid
+	// tokens to be blocked (20 each by default), and the guard blocked them.
+	if flood.Load() < 4*20 || blocked.Load() == 0 {
+		t.Errorf("no flood: %d invalid requests answered, %d refused as blocked", flood.Load(), blocked.Load())
+	}
 }
