@@ -576,6 +576,15 @@ func (c *Cluster) isReady() bool {
 // otherRegions returns the regions to follow besides the own one: the configured ones, or for "*" every region
 // that has an edges bucket.
 func (c *Cluster) otherRegions(ctx context.Context) []string {
+	out, err := c.listOtherRegions(ctx)
+	if err != nil {
+		c.log.Debug("listing buckets", "err", err)
+	}
+	return out
+}
+
+// listOtherRegions is otherRegions with the error of the bucket listing (for "*"), with what was listed before it.
+func (c *Cluster) listOtherRegions(ctx context.Context) ([]string, error) {
 	var out []string
 	if len(c.cfg.Regions) == 1 && c.cfg.Regions[0] == "*" {
 		pre := c.cfg.Prefix + "_edges_"
@@ -585,17 +594,14 @@ func (c *Cluster) otherRegions(ctx context.Context) []string {
 				out = append(out, r)
 			}
 		}
-		if err := names.Error(); err != nil {
-			c.log.Debug("listing buckets", "err", err)
-		}
-		return out
+		return out, names.Error()
 	}
 	for _, r := range c.cfg.Regions {
 		if r != c.cfg.Region {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // SyncRegions waits until the node follows the other regions it should (Config.Regions; for "*", every region
@@ -603,7 +609,16 @@ func (c *Cluster) otherRegions(ctx context.Context) []string {
 // the own included. Start does not wait for them: another region's NATS cluster may be unreachable. A configured
 // region that has no buckets is waited for until ctx is done.
 func (c *Cluster) SyncRegions(ctx context.Context) ([]string, error) {
-	for _, name := range c.otherRegions(ctx) {
+	names, err := c.listOtherRegions(ctx)
+	for err != nil { // a listing cut short would hide regions: list again
+		c.log.Debug("listing buckets", "err", err)
+		sleepCtx(ctx, 100*time.Millisecond)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster: listing regions: %w", err)
+		}
+		names, err = c.listOtherRegions(ctx)
+	}
+	for _, name := range names {
 		select {
 		case <-c.region(name).synced:
 		case <-ctx.Done():
