@@ -52,18 +52,28 @@ func startDev(t *testing.T, extra ...string) devNet {
 	done := make(chan int, 1)
 	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, extra...)
 	go func() { done <- runMain(ctx, args, &out, errOut) }()
+	exited := -1
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("stoa dev exited %d: %s", code, errOut.String())
+		if exited == -1 {
+			exited = <-done
+		}
+		if exited != 0 {
+			t.Errorf("stoa dev exited %d: %s", exited, errOut.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a loaded CI machine starts a network with the race detector slowly; a failed start ends sooner.
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "app cert:") {
+		select {
+		case exited = <-done:
+			t.Fatalf("stoa dev exited %d before it was ready: %s", exited, errOut.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("stoa dev did not become ready: %s %s", out.String(), errOut.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // poll pace
 	}
 	match := func(re string) string {
 		m := regexp.MustCompile(re).FindStringSubmatch(out.String())
