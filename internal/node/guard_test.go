@@ -53,8 +53,8 @@ func TestFloodBlocksAttackerRegionWide(t *testing.T) {
 	if r := dispatchFrom(t, d1.url, "127.0.0.2", bad); r.status != 403 || r.err.Error.Code != "blocked" || r.retryAfter == "" {
 		t.Fatalf("after 20 bad requests: %d %q %+v", r.status, r.retryAfter, r.err)
 	}
-	// The block reaches the other dispatcher and the edges of the region within a second.
-	eventually(t, time.Second, func() error {
+	// The block reaches the other dispatcher and the edges of the region (how fast is a figure, logged below).
+	eventually(t, 10*time.Second, func() error {
 		if r := dispatchFrom(t, d2.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status != 403 {
 			return fmt.Errorf("second dispatcher: %d", r.status)
 		}
@@ -74,9 +74,10 @@ func TestFloodBlocksAttackerRegionWide(t *testing.T) {
 	if status := wsStatusFrom(t, e2.url, "127.0.0.3"); status != http.StatusSwitchingProtocols {
 		t.Errorf("victim on an edge: HTTP %d", status)
 	}
-	// Other regions keep their own counts.
-	if r := dispatchFrom(t, otherRegion.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status == 403 {
-		t.Errorf("the block leaked into region us")
+	// Other regions keep their own counts: asked now that the block is everywhere in eu, the us dispatcher lets
+	// the address through its guard to scheduling, where region us (no edge in this test) has nothing to offer.
+	if r := dispatchFrom(t, otherRegion.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status != 503 || r.err.Error.Code != "no_edges" {
+		t.Errorf("region us: %d %+v, want the block not to apply (503 no_edges)", r.status, r.err)
 	}
 }
 
