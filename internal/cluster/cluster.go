@@ -100,8 +100,9 @@ type region struct {
 
 func (r *region) markSynced() { r.syncedOnce.Do(func() { close(r.synced) }) }
 
-// Start connects to the cluster (starting the embedded server when cfg.URLs is empty), creates or updates the
-// buckets and the event stream, and returns once the local copies hold the buckets' current content. ctx bounds
+// Start connects to the cluster (starting the embedded server when cfg.URLs is empty), creates the buckets and the
+// event stream that are missing and updates those whose configuration differs (none with UseExisting), and
+// returns once the local copies hold the buckets' current content (other regions': see SyncRegions). ctx bounds
 // only the start: if the bus cannot be reached before ctx is done, Start fails. The Cluster then runs until Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
