@@ -146,7 +146,7 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 			return c, nil
 		}
 		log.Warn("joining through edge failed", "edge", e.ID, "err", err)
-		if final(err) || ctx.Err() != nil {
+		if final(err) || ticketRefused(err) || ctx.Err() != nil {
 			return fail(err)
 		}
 		errs = append(errs, err)
@@ -264,6 +264,9 @@ func (c *Client) reconnect(cause error) (*session, error) {
 			}
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("sdk: reconnecting: %w (last error: %w)", ctx.Err(), last)
+			}
+			if ticketRefused(err) {
+				break // the next round starts again from the call's edge
 			}
 		}
 		t := time.NewTimer(backoff)

@@ -95,6 +95,15 @@ func final(err error) bool {
 	return true
 }
 
+// ticketRefused reports whether an edge refused the dispatcher's ticket. Every edge the ticket names verifies it
+// alike (the same signature, key and expiry), so the next edge would refuse it too, or, if the refusal was
+// transient, admit the client away from the other participants of its channel: a split call. The ticket's other
+// edges are not tried after it.
+func ticketRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == CodeInvalidTicket
+}
+
 // shorten bounds text that comes from the network before it goes into an error or a log.
 func shorten(s string) string {
 	const max = 256

@@ -384,28 +384,31 @@ func TestJoinFallbackAndRefusal(t *testing.T) {
 	}
 	c.Close()
 
-	// A refusal of the token is final: the next edge is not tried.
+	// A refusal of the token is final, and a refusal of the ticket would be repeated by every edge it names or, if
+	// transient, would put the client on another edge than its channel's: the next edge is not tried.
 	e.edges = []Edge{{ID: "e1", URL: e.signalURL()}, {ID: "e2", URL: e.signalURL()}}
-	e.setHook(func(fc *fakeConn, m *protocol.Message) bool {
-		if m.Type == protocol.TypeJoin {
-			fc.send(&protocol.Message{Type: protocol.TypeError, ID: m.ID, Error: &protocol.Error{Code: protocol.CodeTokenExpired, Message: "token expired"}})
-			fc.ws.Close(websocket.StatusPolicyViolation, "token_expired")
-			return true
+	for _, code := range []protocol.Code{protocol.CodeTokenExpired, protocol.CodeInvalidTicket} {
+		e.setHook(func(fc *fakeConn, m *protocol.Message) bool {
+			if m.Type == protocol.TypeJoin {
+				fc.send(&protocol.Message{Type: protocol.TypeError, ID: m.ID, Error: &protocol.Error{Code: code, Message: "refused"}})
+				fc.ws.Close(websocket.StatusPolicyViolation, string(code))
+				return true
+			}
+			return false
+		})
+		joinsBefore := len(e.messages(protocol.TypeJoin))
+		cfg := e.testConfig(t, "alice")
+		_, err = Join(ctx, cfg)
+		var se *Error
+		if !errors.As(err, &se) || string(se.Code) != string(code) || se.Op != "join" {
+			t.Fatalf("%s: Join = %v", code, err)
 		}
-		return false
-	})
-	joinsBefore := len(e.messages(protocol.TypeJoin))
-	cfg := e.testConfig(t, "alice")
-	_, err = Join(ctx, cfg)
-	var se *Error
-	if !errors.As(err, &se) || se.Code != CodeTokenExpired || se.Op != "join" {
-		t.Fatalf("Join = %v", err)
-	}
-	if n := len(e.messages(protocol.TypeJoin)) - joinsBefore; n != 1 {
-		t.Errorf("%d joins after a final refusal", n)
-	}
-	if strings.Contains(err.Error(), cfg.Token) {
-		t.Error("the token appears in the error")
+		if n := len(e.messages(protocol.TypeJoin)) - joinsBefore; n != 1 {
+			t.Errorf("%s: %d joins, want 1 (the next edge was tried)", code, n)
+		}
+		if strings.Contains(err.Error(), cfg.Token) {
+			t.Error("the token appears in the error")
+		}
 	}
 	down.Close()
 	e.close()

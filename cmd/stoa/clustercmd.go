@@ -30,6 +30,7 @@ func (f *clusterFlags) connect(ctx context.Context) (*cluster.Cluster, []string,
 	}
 	var regions []string
 	cfg := f.nats.config("local", "stoa-cli-"+randomHex(3), nil)
+	cfg.UseExisting = true // an operator's command changes no bucket or stream, and creates no region
 	if f.regions == "" {
 		cfg.Regions = []string{"*"} // follow every region there is
 	} else {
@@ -43,16 +44,11 @@ func (f *clusterFlags) connect(ctx context.Context) (*cluster.Cluster, []string,
 		return nil, nil, err
 	}
 	if regions == nil {
-		// Other regions are followed as they are discovered, just after start.
-		deadline := time.Now().Add(3 * time.Second)
-		for prev := -1; time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			if n := len(c.Regions()); n == prev {
-				break
-			} else {
-				prev = n
-			}
+		// Start holds the own (placeholder) region; the others are followed as they are discovered.
+		if regions, err = c.SyncRegions(ctx); err != nil {
+			c.Close()
+			return nil, nil, err
 		}
-		regions = c.Regions()
 	}
 	return c, regions, nil
 }

@@ -267,6 +267,14 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	dispatcherReady := make(chan struct{})
 	goRun(func() error { return d.Run(runCtx, func() { close(dispatcherReady) }) })
 	goRun(func() error { return srv.Serve(ln) })
+	// Every way out of runDev ends runCtx and then waits for wg: the server must stop then, also when an edge
+	// failed to start (that path used to wait for Serve forever).
+	wg.Go(func() {
+		<-runCtx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
 
 	// The edges: each its own cluster handle (in its region), listener and media port.
 	type started struct{ id, region, url, media string }
@@ -362,9 +370,6 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 
 	<-runCtx.Done()
 	o.log.Info("stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
 	wg.Wait()
 	return firstError(errs, nil)
 }

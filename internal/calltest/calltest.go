@@ -26,8 +26,8 @@ type Call struct {
 }
 
 // Start joins a subscriber ("sub") and a publisher ("pub") with the configurations config returns for their uids
-// (the channel secret is filled in), starts 50 audio frames a second, and returns once frames arrive. The call
-// ends when the test does.
+// (the channel secret is filled in), checks that they met on one edge, starts 50 audio frames a second, and
+// returns once frames arrive. The call ends when the test does.
 func Start(t testing.TB, config func(uid string) sdk.Config) *Call {
 	t.Helper()
 	secret := media.GenerateSecret()
@@ -50,6 +50,11 @@ func Start(t testing.TB, config func(uid string) sdk.Config) *Call {
 	}
 	c := &Call{t: t, Sub: join("sub"), Pub: join("pub"), got: map[uint32]time.Time{}, stop: make(chan struct{})}
 	t.Cleanup(c.Close)
+	if pe, se := c.Pub.Edge(), c.Sub.Edge(); pe.ID != se.ID {
+		// No frame could flow: edges do not forward between each other. The dispatcher scheduled the two apart
+		// (it did not list the channel's edge yet?) or a client left the edge it was sent to.
+		t.Fatalf("call split: publisher on edge %s, subscriber on edge %s", pe.ID, se.ID)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	audio, err := c.Pub.PublishAudio(ctx)

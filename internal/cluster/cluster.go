@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,10 +102,16 @@ type region struct {
 	imu    sync.RWMutex
 	byChan map[[2]string]map[string]struct{} // (app, channel) → edge ids, for ChannelEdges
 	stop   func()                            // stops the region's listeners and timers
+
+	synced     chan struct{} // closed once the copies first held the buckets' content
+	syncedOnce sync.Once
 }
 
-// Start connects to the cluster (starting the embedded server when cfg.URLs is empty), creates or updates the
-// buckets and the event stream, and returns once the local copies hold the buckets' current content. ctx bounds
+func (r *region) markSynced() { r.syncedOnce.Do(func() { close(r.synced) }) }
+
+// Start connects to the cluster (starting the embedded server when cfg.URLs is empty), creates the buckets and the
+// event stream that are missing and updates those whose configuration differs (none with UseExisting), and
+// returns once the local copies hold the buckets' current content (other regions': see SyncRegions). ctx bounds
 // only the start: if the bus cannot be reached before ctx is done, Start fails. The Cluster then runs until Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
@@ -449,18 +456,25 @@ func (c *Cluster) session(ctx context.Context) error {
 		}
 	}
 	groups := map[string]context.CancelFunc{}
-	// startGroup starts one watch per bucket; initial ones count for the session's readiness.
-	startGroup := func(group string, kvs []jetstream.KeyValue, sinks []sink, initial bool) {
+	// startGroup starts one watch per bucket; initial ones count for the session's readiness. synced, if set, is
+	// called once every watch of the group holds its bucket's content.
+	startGroup := func(group string, kvs []jetstream.KeyValue, sinks []sink, initial bool, synced func()) {
 		gctx, gcancel := context.WithCancel(sctx)
 		groups[group] = gcancel
+		var left atomic.Int64
+		left.Store(int64(len(kvs)))
 		for i, kv := range kvs {
-			var ready func()
 			if initial {
 				pending.Add(1)
-				ready = sync.OnceFunc(done)
-			} else {
-				ready = func() {}
 			}
+			ready := sync.OnceFunc(func() {
+				if initial {
+					done()
+				}
+				if left.Add(-1) == 0 && synced != nil {
+					synced()
+				}
+			})
 			wg.Go(func() {
 				err := watch(gctx, kv, sinks[i], ready)
 				if gctx.Err() == nil {
@@ -484,7 +498,7 @@ func (c *Cluster) session(ctx context.Context) error {
 			}
 			kvs = append(kvs, kv)
 		}
-		startGroup(globalGroup, kvs, []sink{c.projects, c.dkeys}, initial)
+		startGroup(globalGroup, kvs, []sink{c.projects, c.dkeys}, initial, nil)
 		return nil
 	}
 	addRegion := func(ctx context.Context, name string, initial bool) error {
@@ -500,7 +514,7 @@ func (c *Cluster) session(ctx context.Context) error {
 		if r.blocks != nil {
 			sinks = append(sinks, r.blocks)
 		}
-		startGroup(regionGroup+name, kvs[:len(sinks)], sinks, initial)
+		startGroup(regionGroup+name, kvs[:len(sinks)], sinks, initial, r.markSynced)
 		return nil
 	}
 	retry := func() {
@@ -540,7 +554,8 @@ func (c *Cluster) session(ctx context.Context) error {
 	if err := c.ensureRegion(setup, c.cfg.Region); err != nil {
 		return err
 	}
-	if err := addRegion(setup, c.cfg.Region, true); err != nil {
+	if err := addRegion(setup, c.cfg.Region, true); err != nil &&
+		!(c.cfg.UseExisting && errors.Is(err, jetstream.ErrBucketNotFound)) { // UseExisting: a region without buckets is empty
 		return err
 	}
 	setupCancel()
@@ -594,6 +609,15 @@ func (c *Cluster) isReady() bool {
 // otherRegions returns the regions to follow besides the own one: the configured ones, or for "*" every region
 // that has an edges bucket.
 func (c *Cluster) otherRegions(ctx context.Context) []string {
+	out, err := c.listOtherRegions(ctx)
+	if err != nil {
+		c.log.Debug("listing buckets", "err", err)
+	}
+	return out
+}
+
+// listOtherRegions is otherRegions with the error of the bucket listing (for "*"), with what was listed before it.
+func (c *Cluster) listOtherRegions(ctx context.Context) ([]string, error) {
 	var out []string
 	if len(c.cfg.Regions) == 1 && c.cfg.Regions[0] == "*" {
 		pre := c.cfg.Prefix + "_edges_"
@@ -603,17 +627,38 @@ func (c *Cluster) otherRegions(ctx context.Context) []string {
 				out = append(out, r)
 			}
 		}
-		if err := names.Error(); err != nil {
-			c.log.Debug("listing buckets", "err", err)
-		}
-		return out
+		return out, names.Error()
 	}
 	for _, r := range c.cfg.Regions {
 		if r != c.cfg.Region {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// SyncRegions waits until the node follows the other regions it should (Config.Regions; for "*", every region
+// that has buckets at the time of the call) and holds their buckets' content, then returns every region followed,
+// the own included. Start does not wait for them: another region's NATS cluster may be unreachable. A configured
+// region that has no buckets is waited for until ctx is done.
+func (c *Cluster) SyncRegions(ctx context.Context) ([]string, error) {
+	names, err := c.listOtherRegions(ctx)
+	for err != nil { // a listing cut short would hide regions: list again
+		c.log.Debug("listing buckets", "err", err)
+		sleepCtx(ctx, 100*time.Millisecond)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster: listing regions: %w", err)
+		}
+		names, err = c.listOtherRegions(ctx)
+	}
+	for _, name := range names {
+		select {
+		case <-c.region(name).synced:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: region %s not followed yet: %w", name, ctx.Err())
+		}
+	}
+	return c.Regions(), nil
 }
 
 func (c *Cluster) sweep(now time.Time) {
@@ -639,7 +684,7 @@ func (c *Cluster) region(name string) *region {
 	if r = c.regions[name]; r != nil {
 		return r
 	}
-	r = &region{name: name, byChan: map[[2]string]map[string]struct{}{}}
+	r = &region{name: name, byChan: map[[2]string]map[string]struct{}{}, synced: make(chan struct{})}
 	b := c.regionBuckets(name)
 	r.edges = newStore(b.edges, c.cfg.EdgeTTL, &c.h, c.log, parseTokenKey, opened(c, kindEdge, name, decodeEdge))
 	r.channels = newStore(b.channels, c.cfg.ChannelTTL, &c.h, c.log, parsePlacementKey, decodePlacement(name))
@@ -691,7 +736,8 @@ func (c *Cluster) kvConfig(bucket string, ttl time.Duration, global bool) jetstr
 	return cfg
 }
 
-// ensureGlobal detects per-message TTL support and creates or updates the global buckets and the event stream.
+// ensureGlobal detects per-message TTL support and creates or updates (where needed) the global buckets and the
+// event stream.
 func (c *Cluster) ensureGlobal(ctx context.Context) error {
 	ai, err := c.js.AccountInfo(ctx)
 	switch {
@@ -730,35 +776,72 @@ func (c *Cluster) ensureGlobal(ctx context.Context) error {
 	if !c.administers() {
 		return c.createMissingStream(ctx, sc)
 	}
-	if _, err := c.js.CreateOrUpdateStream(ctx, sc); err != nil {
-		if _, berr := c.js.Stream(ctx, sc.Name); berr != nil {
-			return fmt.Errorf("cluster: stream %s: %w", sc.Name, err)
-		}
-		c.log.Warn("stream exists but could not be updated", "stream", sc.Name, "err", err)
-	}
-	return nil
+	return c.ensureStream(ctx, sc.Name, func(have jetstream.StreamConfig) bool { return streamMatches(have, sc) },
+		func() error { _, err := c.js.CreateOrUpdateStream(ctx, sc); return err })
 }
 
-// ensureBucket creates or updates a bucket. When that fails but the bucket exists (a supercluster whose
-// JetStream meta leader is unreachable still serves existing buckets), it is used as it is.
+// ensureBucket creates a missing bucket and updates one whose configuration differs from kc.
 func (c *Cluster) ensureBucket(ctx context.Context, kc jetstream.KeyValueConfig) error {
 	if !c.administers() {
 		return c.createMissingBucket(ctx, kc)
 	}
-	_, err := c.js.CreateOrUpdateKeyValue(ctx, kc)
-	if err == nil {
+	return c.ensureStream(ctx, "KV_"+kc.Bucket, func(have jetstream.StreamConfig) bool { return bucketMatches(have, kc) },
+		func() error { _, err := c.js.CreateOrUpdateKeyValue(ctx, kc); return err })
+}
+
+// ensureStream runs apply, which creates or updates stream name, unless the stream exists and matches its
+// configuration: nodes start often (every edge, every `stoa cluster` command) and an update is not free. In
+// nats-server 2.15.3 and earlier, a file stream's update writes the new configuration outside the stream lock
+// under which a consumer being created reads it: updating the event stream at every start raced the console
+// creating its durable consumer (the race detector caught it). When apply fails but the stream exists (a
+// supercluster whose JetStream meta leader is unreachable still serves existing streams), it is used as it is.
+func (c *Cluster) ensureStream(ctx context.Context, name string, matches func(jetstream.StreamConfig) bool, apply func() error) error {
+	if c.cfg.UseExisting {
 		return nil
 	}
-	if _, berr := c.js.KeyValue(ctx, kc.Bucket); berr != nil {
-		return fmt.Errorf("cluster: bucket %s: %w", kc.Bucket, err)
+	s, err := c.js.Stream(ctx, name)
+	if err == nil && matches(s.CachedInfo().Config) {
+		return nil
 	}
-	c.log.Warn("bucket exists but could not be updated", "bucket", kc.Bucket, "err", err)
+	if aerr := apply(); aerr != nil {
+		if err != nil {
+			return fmt.Errorf("cluster: stream %s: %w", name, aerr)
+		}
+		c.log.Warn("stream exists but could not be updated", "stream", name, "err", aerr)
+	}
 	return nil
+}
+
+// streamMatches reports whether an existing stream has the configuration want asks for, in the fields Stoa sets.
+// The storage type is left out: it cannot change once a stream exists.
+func streamMatches(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.MaxAge == want.MaxAge &&
+		have.MaxBytes == want.MaxBytes && have.Replicas == max(want.Replicas, 1) &&
+		placementCluster(have.Placement) == placementCluster(want.Placement)
+}
+
+// bucketMatches reports whether the stream of an existing bucket has the configuration that
+// CreateOrUpdateKeyValue would give it for want, in the fields Stoa sets (storage left out, as above).
+func bucketMatches(have jetstream.StreamConfig, want jetstream.KeyValueConfig) bool {
+	return have.MaxMsgsPerSubject == int64(max(want.History, 1)) && have.MaxAge == want.TTL &&
+		have.Replicas == max(want.Replicas, 1) && placementCluster(have.Placement) == placementCluster(want.Placement) &&
+		have.AllowMsgTTL == (want.LimitMarkerTTL != 0) && have.SubjectDeleteMarkerTTL == want.LimitMarkerTTL
+}
+
+func placementCluster(p *jetstream.Placement) string {
+	if p == nil {
+		return ""
+	}
+	return p.Cluster
 }
 
 // ensureRegion creates or updates the buckets of region name (once per session). They are placed in the cluster
 // of the server this node is connected to, which in a supercluster is the node's own region's.
 func (c *Cluster) ensureRegion(ctx context.Context, name string) error {
+	if c.cfg.UseExisting {
+		return nil
+	}
 	c.emu.Lock()
 	done := c.ensured[name]
 	c.emu.Unlock()

@@ -67,6 +67,10 @@ type Config struct {
 	// MemoryStorage keeps the buckets and the stream in memory instead of on disk: faster, lost when the servers
 	// restart. Only affects buckets and streams when they are first created.
 	MemoryStorage bool `yaml:"memory_storage"`
+	// UseExisting makes the node create and update no bucket and no stream: it uses those that exist as they are,
+	// and a region without buckets (its own included) looks empty. For operator commands (`stoa cluster`), which
+	// look at a cluster and write into it but must not change its layout.
+	UseExisting bool `yaml:"-"`
 	// NoMessageTTL makes the node emulate key expiry with bucket max-age and local filtering even when the servers
 	// support per-message TTLs (nats-server 2.11 and later). Servers without that support get this automatically.
 	NoMessageTTL bool `yaml:"no_message_ttl"`

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stoa-rtc/stoa/internal/ticket"
 )
 
@@ -91,3 +93,36 @@ func (c *Cluster) SyncTicketKeys(keys *ticket.Keys) (stop func()) {
 		keys.Set(k.ID, k.PublicKey)
 	})
 }
+
+// FetchDispatcherKey returns a dispatcher's key from the local copy or, when the copy does not hold it, from the
+// bucket itself (one direct read). A dispatcher signs tickets as soon as its key is written, and a client reaches
+// an edge faster than the key's announcement may: an edge that refused such a ticket would push the client to
+// another edge than its channel's. The key read is not added to the local copy, which the watch alone keeps in
+// order (a read may be overtaken by the key's withdrawal); it answers this one question.
+func (c *Cluster) FetchDispatcherKey(ctx context.Context, id string) (DispatcherKey, error) {
+	if k, ok := c.dkeys.get(id); ok {
+		return k, nil
+	}
+	kv, err := c.js.KeyValue(ctx, c.dispatchersBucket)
+	if err != nil {
+		return DispatcherKey{}, fmt.Errorf("cluster: dispatcher key: %w", err)
+	}
+	e, err := kv.Get(ctx, encodeToken(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return DispatcherKey{}, ErrNoDispatcherKey
+	}
+	if err != nil {
+		return DispatcherKey{}, fmt.Errorf("cluster: dispatcher key: %w", err)
+	}
+	k, err := c.dkeys.decode(id, e.Value())
+	if err != nil {
+		return DispatcherKey{}, fmt.Errorf("cluster: dispatcher key %q: %w", id, err)
+	}
+	if ttl := c.cfg.DispatcherKeyTTL; ttl > 0 && time.Since(e.Created()) >= ttl {
+		return DispatcherKey{}, ErrNoDispatcherKey // expired, its removal not yet seen
+	}
+	return k, nil
+}
+
+// ErrNoDispatcherKey is returned by FetchDispatcherKey for a dispatcher whose key is not in the cluster.
+var ErrNoDispatcherKey = errors.New("cluster: no such dispatcher key")

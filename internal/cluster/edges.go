@@ -56,7 +56,7 @@ func decodeEdge(id string, data []byte) (EdgeInfo, error) {
 	if e.ID != id {
 		return e, fmt.Errorf("id %q stored under %q", e.ID, id)
 	}
-	return e, nil
+	return e, e.validate() // a load of NaN or 7, say, would mislead the dispatchers
 }
 
 // drainCmd is an operator's request that an edge drain (key "drain.<edge>" in the region's control bucket).

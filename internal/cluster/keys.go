@@ -27,7 +27,9 @@ func encodeToken(s string) string {
 	return b64.EncodeToString([]byte(s))
 }
 
-// decodeToken reverses encodeToken.
+// decodeToken reverses encodeToken. It accepts only what encodeToken writes: base64 lets several texts decode to
+// one value (the unused low bits of the last character), and two keys of one value would be two entries of a
+// bucket that the local copies confuse (removing one would leave the other).
 func decodeToken(t string) (string, error) {
 	if t == emptyToken {
 		return "", nil
@@ -39,7 +41,10 @@ func decodeToken(t string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return string(b), nil
+	if s := string(b); encodeToken(s) == t {
+		return s, nil
+	}
+	return "", errors.New("cluster: key token not in canonical form")
 }
 
 // joinKey encodes each part and joins them into a key.
@@ -76,13 +81,15 @@ func ipKey(ip netip.Addr) string { return encodeToken(canonicalIP(ip).String()) 
 
 func canonicalIP(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
 
+// parseIPKey reads a key written by ipKey, and only such a key: an address in another form (IPv4-mapped, with a
+// zone, upper case) is not the key of any block.
 func parseIPKey(key string) (netip.Addr, bool) {
 	s, err := decodeToken(key)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	ip, err := netip.ParseAddr(s)
-	if err != nil {
+	if err != nil || ipKey(ip) != key {
 		return netip.Addr{}, false
 	}
 	return ip, true

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"net"
@@ -54,15 +55,25 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	log := cfg.Logger.With("edge", cfg.ID, "region", cfg.Region)
 	verifier := token.NewVerifier()
 	defer c.SyncVerifier(verifier)()
-	var keys ticket.Keys
-	defer c.SyncTicketKeys(&keys)()
+	keys := &ticket.Keys{Fetch: func(kid string) ed25519.PublicKey {
+		// A ticket of a dispatcher whose key this edge has not heard of yet: read it from the bucket rather than
+		// refuse the client, who would then join another edge than its channel's.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		k, err := c.FetchDispatcherKey(fctx, kid)
+		if err != nil {
+			return nil
+		}
+		return k.PublicKey
+	}}
+	defer c.SyncTicketKeys(keys)()
 
 	g, err := guard.New(guardConfig(cfg.Guard, c, cfg.Region, cfg.ID, log))
 	if err != nil {
 		return err
 	}
 	e, err := edge.New(edge.Config{ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
-		Verifier: verifier, Tickets: &keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
+		Verifier: verifier, Tickets: keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
 		JoinTimeout: cfg.JoinTimeout, ConnLimits: cfg.Limits,
 		// Every edge event, quality reports included, goes to the cluster's event stream for the console.
 		Events: func(ev edge.Event) { c.PublishEvent(context.Background(), cfg.Region, string(ev.Type), ev) }})

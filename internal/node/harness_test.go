@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,14 +48,17 @@ type testNet struct {
 
 type runningNode struct {
 	id, region, url string
-	edge            *edge.Server
+	edge            *edge.Server       // nil for a dispatcher
+	cl              *cluster.Cluster   // the node's connection to the cluster
 	proxy           *clustertest.Proxy // the node's path to the bus, which a test can cut
 	stop            context.CancelFunc
 	done            chan error
+	stopped         atomic.Bool
 }
 
 // Stop stops the node gracefully and waits for it; it may be called again.
 func (n *runningNode) Stop(t testing.TB) {
+	n.stopped.Store(true)
 	n.stop()
 	if err := <-n.done; err != nil {
 		t.Errorf("node %s: %v", n.id, err)
@@ -109,7 +115,7 @@ func (n *testNet) addEdge(region, id string) *runningNode {
 		n.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rn := &runningNode{id: id, region: region, url: "ws://" + ln.Addr().String() + "/v1/signal", proxy: p, stop: cancel, done: make(chan error, 2)}
+	rn := &runningNode{id: id, region: region, url: "ws://" + ln.Addr().String() + "/v1/signal", cl: c, proxy: p, stop: cancel, done: make(chan error, 2)}
 	ready := make(chan *edge.Server, 1)
 	cfg := EdgeConfig{Cluster: c, ID: id, Region: region, Listener: ln, SignalURL: rn.url,
 		RTCAddr: "127.0.0.1:0", Guard: n.guard, Logger: n.log, QualityInterval: n.quality}
@@ -126,6 +132,7 @@ func (n *testNet) addEdge(region, id string) *runningNode {
 	n.edgs[region] = append(n.edgs[region], rn)
 	n.mu.Unlock()
 	n.t.Cleanup(func() { rn.Stop(n.t) })
+	n.settle(region)
 	return rn
 }
 
@@ -149,7 +156,7 @@ func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runnin
 		n.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rn := &runningNode{id: id, region: region, url: "http://" + ln.Addr().String(), proxy: p, stop: cancel, done: make(chan error, 2)}
+	rn := &runningNode{id: id, region: region, url: "http://" + ln.Addr().String(), cl: c, proxy: p, stop: cancel, done: make(chan error, 2)}
 	ready := make(chan struct{})
 	go func() { rn.done <- d.Run(ctx, func() { close(ready) }) }()
 	select {
@@ -161,7 +168,36 @@ func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runnin
 	n.dsps[region] = append(n.dsps[region], rn)
 	n.mu.Unlock()
 	n.t.Cleanup(func() { rn.Stop(n.t) })
+	n.settle(region)
 	return rn
+}
+
+// settle waits until the running nodes of region know each other: every dispatcher lists every edge, and every
+// edge holds every dispatcher's key. Until then a call could start split: a dispatcher that does not list the
+// channel's rendezvous-first edge yet sends its first participant elsewhere.
+func (n *testNet) settle(region string) {
+	n.t.Helper()
+	eventually(n.t, 20*time.Second, func() error {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for _, d := range n.dsps[region] {
+			if d.stopped.Load() {
+				continue
+			}
+			for _, e := range n.edgs[region] {
+				if e.stopped.Load() {
+					continue
+				}
+				if !slices.ContainsFunc(d.cl.Edges(region), func(i cluster.EdgeInfo) bool { return i.ID == e.id }) {
+					return fmt.Errorf("dispatcher %s does not list edge %s yet", d.id, e.id)
+				}
+				if _, ok := e.cl.DispatcherKey(d.id); !ok {
+					return fmt.Errorf("edge %s does not hold the key of dispatcher %s yet", e.id, d.id)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func (n *testNet) token(channel, uid string) string {

@@ -15,43 +15,52 @@ import (
 
 func TestMigrateAndReopen(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, dsn string) {
-		ctx := context.Background()
-		ms, err := store.Migrations()
-		if err != nil {
-			t.Fatal(err)
-		}
 		for range 2 { // the second open must find everything applied and change nothing
-			db, err := store.Open(ctx, dsn)
+			db, err := store.Open(context.Background(), dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := db.Version(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v != len(ms) {
-				t.Errorf("version = %d, want %d", v, len(ms))
-			}
-			var n int
-			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != len(ms) {
-				t.Errorf("schema_migrations has %d rows, want %d", n, len(ms))
-			}
-			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit_head").Scan(&n); err != nil || n != 1 {
-				t.Errorf("audit_head rows = %d, %v; want 1", n, err)
-			}
-			for _, table := range []string{"accounts", "organisations", "memberships", "projects", "media_events", "access_log", "audit_log", "audit_checkpoints"} {
-				if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+table); err != nil {
-					t.Errorf("table %s: %v", table, err)
-				}
-			}
+			checkSchema(t, db)
 			db.Close()
 		}
 	})
 }
 
+// checkSchema checks that every migration was applied exactly once: the version is the last one, each is
+// recorded once, the one-row tables have one row, and the tables exist.
+func checkSchema(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != len(ms) {
+		t.Errorf("version = %d, want %d", v, len(ms))
+	}
+	var n, distinct int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations").Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) || distinct != len(ms) {
+		t.Errorf("schema_migrations has %d rows of %d versions, want %d once each", n, distinct, len(ms))
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit_head").Scan(&n); err != nil || n != 1 {
+		t.Errorf("audit_head rows = %d, %v; want 1", n, err)
+	}
+	for _, table := range []string{"accounts", "organisations", "memberships", "projects", "media_events", "access_log", "audit_log", "audit_checkpoints"} {
+		if _, err := db.ExecContext(ctx, "SELECT COUNT(*) FROM "+table); err != nil {
+			t.Errorf("table %s: %v", table, err)
+		}
+	}
+}
+
+// Four processes open a new database at once: one applies the migrations, the others wait for it, and the result
+// is the schema of one migration run.
 func TestConcurrentMigrate(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, dsn string) {
 		var wg sync.WaitGroup
@@ -72,6 +81,12 @@ func TestConcurrentMigrate(t *testing.T) {
 				t.Error(err)
 			}
 		}
+		db, err := store.OpenNoMigrate(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		checkSchema(t, db)
 	})
 }
 

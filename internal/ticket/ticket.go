@@ -94,6 +94,11 @@ func Parse(s string) (Ticket, []byte, []byte, error) {
 // Keys is the set of dispatcher public keys an edge trusts. It is safe for concurrent use; the zero value is
 // empty and ready.
 type Keys struct {
+	// Fetch, if set, is asked for a key the set does not hold: a dispatcher hands out tickets as soon as its key is
+	// written to the cluster, possibly before the edge has heard of it. It returns nil when there is no such key.
+	// Its answer is used once, not added to the set. Set it before the first Verify.
+	Fetch func(kid string) ed25519.PublicKey
+
 	mu   sync.RWMutex
 	keys map[string]ed25519.PublicKey
 }
@@ -133,6 +138,9 @@ func (k *Keys) Verify(s string, w Want) (Ticket, error) {
 		return t, err
 	}
 	pub := k.get(t.KID)
+	if pub == nil && k.Fetch != nil {
+		pub = k.Fetch(t.KID)
+	}
 	if pub == nil {
 		return t, ErrUnknownKey
 	}

@@ -62,6 +62,45 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// A key the set does not hold is asked of Fetch (a dispatcher's key not yet delivered to the edge), used for that
+// ticket only, and a forged ticket is refused with the fetched key as with a held one.
+func TestVerifyFetch(t *testing.T) {
+	pub, priv := keyPair(t)
+	_, other := keyPair(t)
+	now := time.Unix(1_800_000_000, 0)
+	tk := Ticket{KID: "d2", AppID: "app", Channel: "c", UID: "7", Edges: []string{"e1"}, Expires: now.Add(time.Hour).Unix()}
+	good, _ := Sign(tk, priv)
+	forged, _ := Sign(tk, other)
+	var asked []string
+	keys := Keys{Fetch: func(kid string) ed25519.PublicKey {
+		asked = append(asked, kid)
+		if kid == "d2" {
+			return pub
+		}
+		return nil
+	}}
+	want := Want{Edge: "e1", AppID: "app", Channel: "c", UID: "7", Now: now}
+	if _, err := keys.Verify(good, want); err != nil {
+		t.Fatalf("ticket of a fetched key: %v", err)
+	}
+	if _, err := keys.Verify(forged, want); !errors.Is(err, ErrSignature) {
+		t.Errorf("forged ticket with a fetched key: %v", err)
+	}
+	tk.KID = "d3"
+	unknown, _ := Sign(tk, priv)
+	if _, err := keys.Verify(unknown, want); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("a key Fetch does not know: %v", err)
+	}
+	if keys.get("d2") != nil || strings.Join(asked, ",") != "d2,d2,d3" {
+		t.Errorf("fetched keys kept, or asked %v", asked)
+	}
+	keys.Set("d2", pub)
+	asked = nil
+	if _, err := keys.Verify(good, want); err != nil || asked != nil {
+		t.Errorf("a held key: %v, asked %v", err, asked)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	_, priv := keyPair(f)
 	s, _ := Sign(Ticket{KID: "d", AppID: "a", Channel: "c", UID: "u", Edges: []string{"e"}, Expires: 1}, priv)
