@@ -272,7 +272,10 @@ type consoleOptions struct {
 	mailer      console.Mailer // sends invitations and password resets; nil drops them with a warning
 	publicURL   string         // the console's address as its users reach it, for links in mails
 	hosts       []string       // the Host headers it answers to (see consoleHosts); nil: any
-	log         *slog.Logger
+	// adoptHead signs an audit head written before signed heads at start (stoa dev, whose data directory may
+	// predate them); a production console leaves that to the operator's stoa audit sign-head.
+	adoptHead bool
+	log       *slog.Logger
 }
 
 // openConsole opens the console's database (migrating it), its audit log signed with the key kept in
@@ -299,7 +302,12 @@ func openConsole(ctx context.Context, o consoleOptions) (*console.Console, func(
 	}
 	// stoa audit verify --trusted-key takes this public half where audit.key is not beside the database.
 	log.Info("audit log signed by audit.key", "key_id", audit.KeyID(al.PublicKey()), "public_key", hex.EncodeToString(al.PublicKey()))
-	if err := al.CheckHead(ctx); err != nil {
+	if err := al.CheckHead(ctx); err != nil && o.adoptHead {
+		if err := al.SignHead(ctx); err != nil {
+			return fail(err)
+		}
+		log.Warn("signed the audit log's head, written before heads were signed")
+	} else if err != nil {
 		log.Error("audited changes will fail until the audit log's head is signed by audit.key: check the log, then run stoa audit sign-head", "err", err)
 	}
 	cs, err := console.New(console.Config{DB: sdb, Cluster: c, Audit: al, KeyFile: filepath.Join(dataDir, "console.key"),

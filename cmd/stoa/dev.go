@@ -220,7 +220,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	}
 	cons, closeConsole, err := openConsole(ctx, consoleOptions{db: filepath.Join(o.dataDir, "console.db"), dataDir: o.dataDir,
 		cluster: bus, secure: scheme == "https", retain: o.retain, mailer: console.NewLogMailer(o.log), publicURL: url,
-		hosts: hosts, log: o.log})
+		hosts: hosts, adoptHead: true, log: o.log})
 	if err != nil {
 		ln.Close()
 		return err

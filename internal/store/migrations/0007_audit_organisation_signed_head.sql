@@ -1,4 +1,4 @@
--- 0007 (audit helper): every audit entry belongs to an organisation, or to none; every access-log entry to the
+-- 0007: every audit entry belongs to an organisation, or to none; every access-log entry to the
 -- account whose email it names, or to none; the audit head carries a signature.
 --
 -- organisation_id is NULL for entries that concern no organisation (account.* actions, the retention purge).
