@@ -117,6 +117,7 @@ var unverifiedJoinFailures = map[protocol.Code]bool{
 	protocol.CodeUnsupportedVersion: true, protocol.CodeInvalidToken: true, protocol.CodeUnknownApp: true,
 	protocol.CodeTokenExpired: true, protocol.CodePrivilegeExpired: true, protocol.CodeChannelMismatch: true,
 	protocol.CodeUIDMismatch: true, protocol.CodeAppMismatch: true, protocol.CodeNoPrivilege: true,
+	protocol.CodeToken006Refused: true, protocol.CodeToken006Ambiguous: true,
 }
 
 // attribute takes an unverified join failure away from the project it names: anyone who knows an App ID can
