@@ -18,12 +18,13 @@ func TestDevAdoptsUnsignedHead(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "console.db")
-	unsignHead := func() {
+	// openLog opens the database and the audit log as the console does, with its key in dir.
+	openLog := func() (*store.DB, *audit.Log) {
 		db, err := store.Open(ctx, dbPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
+		t.Cleanup(func() { db.Close() })
 		key, err := loadKey(filepath.Join(dir, "audit.key"))
 		if err != nil {
 			t.Fatal(err)
@@ -32,6 +33,10 @@ func TestDevAdoptsUnsignedHead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return db, al
+	}
+	unsignHead := func() {
+		db, al := openLog()
 		if _, err := al.Append(ctx, audit.Record{Actor: "a@example.com", Action: "project.create", Target: "project:x"}); err != nil {
 			t.Fatal(err)
 		}
@@ -50,19 +55,7 @@ func TestDevAdoptsUnsignedHead(t *testing.T) {
 			return err
 		}
 		closeConsole()
-		db, err := store.Open(ctx, dbPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		key, err := loadKey(filepath.Join(dir, "audit.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		al, err := audit.New(audit.Config{DB: db, Key: key})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, al := openLog()
 		return al.CheckHead(ctx)
 	}
 	unsignHead()

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,12 +85,18 @@ const migrationLockKey = 0x73746f61 // "stoa"
 
 // Migrate applies every migration not yet recorded in schema_migrations, each in its own transaction.
 // It is safe to call concurrently from several processes.
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.MigrateTo(ctx, math.MaxInt) }
+
+// MigrateTo is Migrate for the migrations up to version (tests of a migration's effect on older data).
+func (db *DB) MigrateTo(ctx context.Context, version int) error {
 	ms, err := Migrations()
 	if err != nil {
 		return err
 	}
 	for _, m := range ms {
+		if m.Version > version {
+			break
+		}
 		err := db.InTx(ctx, func(tx *sql.Tx) error {
 			if db.Dialect == Postgres {
 				if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockKey); err != nil {

@@ -3,9 +3,9 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stoa-rtc/stoa/internal/store"
 	"github.com/stoa-rtc/stoa/internal/store/storetest"
@@ -26,11 +26,11 @@ func TestMigrateAuditOrganisation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range ms {
-			if strings.HasSuffix(m.Name, "_audit_organisation_signed_head.sql") {
-				break
-			}
-			applyMigration(t, db, m)
+		i := slices.IndexFunc(ms, func(m store.Migration) bool {
+			return strings.HasSuffix(m.Name, "_audit_organisation_signed_head.sql")
+		})
+		if err := db.MigrateTo(ctx, ms[i].Version-1); err != nil {
+			t.Fatal(err)
 		}
 		for _, q := range []string{
 			"INSERT INTO organisations (id, name, created_us) VALUES (1, 'a', 0), (2, 'e', 0)",
@@ -63,29 +63,6 @@ func TestMigrateAuditOrganisation(t *testing.T) {
 			t.Errorf("head signature = %s, want none before the console signs", got)
 		}
 	})
-}
-
-// applyMigration applies m and records it, as Migrate does.
-func applyMigration(t *testing.T, db *store.DB, m store.Migration) {
-	t.Helper()
-	ctx := context.Background()
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)`); err != nil {
-			return err
-		}
-		for _, stmt := range m.Statements(db.Dialect) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		_, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)"),
-			m.Version, m.Name, time.Now().UnixMicro())
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", m.Name, err)
-	}
 }
 
 // column returns the values of a one-column query joined by commas, NULL as "null".
