@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"io/fs"
 	"net/http"
 	"os"
@@ -25,15 +24,7 @@ import (
 // dispatch006 posts a dispatch request for channel and uid with tok, and returns the status and error code.
 func dispatch006(t *testing.T, d devNet, tok, channel, uid string) (int, string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"app_id": d.appID, "channel": channel, "uid": uid, "token": tok})
-	resp, err := http.Post(d.url+"/v1/dispatch", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e struct{ Error struct{ Code string } }
-	json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Error.Code
+	return postDispatch(t, d.url, map[string]string{"app_id": d.appID, "channel": channel, "uid": uid, "token": tok})
 }
 
 // connectAs connects to stoa dev's bus with the credentials it wrote for role, replies going to the inbox that

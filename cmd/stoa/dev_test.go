@@ -491,16 +491,8 @@ func TestDispatchTrustsOnlyProjectKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]string{"app_id": d.appID, "channel": "demo", "uid": "1", "token": tok})
 	ask := func(url string) (int, string) {
-		resp, err := http.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var e struct{ Error struct{ Code string } }
-		json.NewDecoder(resp.Body).Decode(&e)
-		return resp.StatusCode, e.Error.Code
+		return postDispatch(t, url, map[string]string{"app_id": d.appID, "channel": "demo", "uid": "1", "token": tok})
 	}
 	// The trusting dispatcher first: it proves the dev edges are there, so that the other's refusal cannot be for
 	// want of edges (no_edges) but must be for the project.
@@ -582,4 +574,18 @@ func TestDevRefusesNATSOffLoopback(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "without TLS") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
+}
+
+// postDispatch posts a dispatch request to the dispatcher at url and returns the status and the error code, if any.
+func postDispatch(t *testing.T, url string, req map[string]string) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(req)
+	resp, err := http.Post(url+"/v1/dispatch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error struct{ Code string } }
+	json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error.Code
 }
