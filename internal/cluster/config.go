@@ -124,7 +124,7 @@ type Config struct {
 // docs/deploy.md): one cluster of three servers per region, the regions' clusters joined by gateways into a
 // supercluster, each Stoa node connecting to its own region's cluster with URLs.
 type Embedded struct {
-	// Listen is the client address, host:port; port -1 picks a free port (see Cluster.ClientURL). It must be on
+	// Listen is the client address, host:port; port 0 or -1 picks a free port (see Cluster.ClientURL). It must be on
 	// loopback: the embedded server has no TLS, and other machines join a network's external NATS servers instead
 	// (docs/deploy.md).
 	Listen string `yaml:"listen"`
@@ -308,7 +308,8 @@ func loopbackHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// splitListen splits host:port, where port may be -1 (random).
+// splitListen splits host:port, where port may be 0 or -1 (a free port). nats-server reads port 0 as its default,
+// 4222, so 0 becomes -1: "127.0.0.1:0" means a free port here as it does for every other listener of Stoa.
 func splitListen(addr string) (string, int, error) {
 	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -317,6 +318,9 @@ func splitListen(addr string) (string, int, error) {
 	port, err := strconv.Atoi(ps)
 	if err != nil || port < -1 || port > 65535 {
 		return "", 0, fmt.Errorf("%q: bad port", addr)
+	}
+	if port == 0 {
+		port = -1
 	}
 	return host, port, nil
 }

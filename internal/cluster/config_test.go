@@ -57,6 +57,10 @@ func TestSplitListen(t *testing.T) {
 			t.Errorf("splitListen(%q): %v", in, err)
 		}
 	}
+	// Port 0 is a free port, as for every listener; nats-server alone would read it as 4222.
+	if _, port, err := splitListen("127.0.0.1:0"); err != nil || port != -1 {
+		t.Errorf("splitListen(127.0.0.1:0) = port %d, %v; want -1", port, err)
+	}
 }
 
 // TestEmbeddedOnlyOnLoopback (finding 9): the embedded server has no TLS, so it listens on loopback only.
