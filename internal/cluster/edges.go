@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // EdgeInfo is what an edge announces in its heartbeat.
@@ -33,8 +34,12 @@ type EdgeInfo struct {
 
 func (e EdgeInfo) validate() error {
 	var errs []error
-	if e.ID == "" || len(e.ID) > 256 {
-		errs = append(errs, errors.New("cluster: edge: id must have 1-256 bytes"))
+	// JSON carries only valid UTF-8: another id or URL would reach readers altered (and its signature broken).
+	if e.ID == "" || len(e.ID) > 256 || !utf8.ValidString(e.ID) {
+		errs = append(errs, errors.New("cluster: edge: id must have 1-256 bytes of UTF-8"))
+	}
+	if !utf8.ValidString(e.URL) {
+		errs = append(errs, fmt.Errorf("cluster: edge %q: url is not UTF-8", e.ID))
 	}
 	if !validName(e.Region, 32) {
 		errs = append(errs, fmt.Errorf("cluster: edge %q: bad region %q", e.ID, e.Region))
