@@ -78,7 +78,8 @@ func startDev(t *testing.T, extra ...string) devNet {
 	})
 	// Generous: a loaded CI machine starts a network with the race detector slowly; a failed start ends sooner.
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "app cert:") {
+	// The "try:" line ends the ready block (each line is one write): wait for it, not for the first lines.
+	for !strings.Contains(out.String(), "  try:") {
 		select {
 		case exited = <-done:
 			t.Fatalf("stoa dev exited %d before it was ready: %s", exited, errOut.String())
