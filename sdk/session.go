@@ -203,16 +203,27 @@ func (s *session) request(ctx context.Context, m *protocol.Message) (*protocol.M
 	if err := s.send(ctx, m); err != nil {
 		return nil, err
 	}
-	select {
-	case r := <-ch:
+	answer := func(r *protocol.Message) (*protocol.Message, error) {
 		if r.Type == protocol.TypeError {
 			return nil, &Error{Op: string(m.Type), Code: Code(shorten(string(r.Error.Code))), Message: shorten(r.Error.Message)}
 		}
 		return r, nil
+	}
+	select {
+	case r := <-ch:
+		return answer(r)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("sdk: %s: %w", m.Type, ctx.Err())
 	case <-s.ctx.Done():
-		return nil, s.endErr()
+		// The read loop hands an answer over before it ends the session, so an answer that came before the
+		// connection closed is in ch: an edge that refuses a join and closes must be read as refusing, not as lost
+		// (select would pick either case at random).
+		select {
+		case r := <-ch:
+			return answer(r)
+		default:
+			return nil, s.endErr()
+		}
 	}
 }
 

@@ -746,10 +746,14 @@ func TestSignedProjects(t *testing.T) {
 
 		good := Project{AppID: "app", Certificates: []string{"good-cert"}, Enabled: true}
 		must(t, console.PutProject(context.Background(), good))
-		clustertest.Eventually(t, 3*time.Second, func() error {
-			p, ok := edge.Project("app")
-			return errorf(ok && p.Certificates[0] == "good-cert", "edge holds %+v %v", p, ok)
-		})
+		// The rogue writes over the record it holds (the next version): it must hold the good one first, or both
+		// would be version 1 and the rogue itself would keep the one it saw first.
+		for _, n := range []*Cluster{edge, rogue} {
+			clustertest.Eventually(t, 3*time.Second, func() error {
+				p, ok := n.Project("app")
+				return errorf(ok && p.Certificates[0] == "good-cert", "node holds %+v %v", p, ok)
+			})
+		}
 		must(t, rogue.PutProject(context.Background(), Project{AppID: "app", Certificates: []string{"rogue-cert"}, Enabled: true}))
 		must(t, impostor.PutProject(context.Background(), Project{AppID: "new", Certificates: []string{"impostor-cert"}, Enabled: true}))
 		must(t, console.PutProject(context.Background(), Project{AppID: "marker", Certificates: []string{"m"}, Enabled: true}))
