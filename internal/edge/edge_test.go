@@ -276,13 +276,7 @@ func TestDuplicateUIDReplaces(t *testing.T) {
 }
 
 func TestEventsCarryNoSecrets(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys ticket.Keys
-	keys.Set("d1", pub)
-	e := startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys })
+	e, priv := startTicketEdge(t)
 	tk, err := ticket.Sign(ticket.Ticket{KID: "d1", AppID: testApp, Channel: "room", UID: "1", Edges: []string{"edge-a"},
 		Expires: e.clock.Now().Add(time.Hour).Unix()}, priv)
 	if err != nil {
@@ -341,13 +335,7 @@ func TestEventsCarryNoSecrets(t *testing.T) {
 
 // With dispatcher keys configured, the edge admits only joins whose ticket names it.
 func TestTicketRequired(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys ticket.Keys
-	keys.Set("d1", pub)
-	e := startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys })
+	e, priv := startTicketEdge(t)
 	sign := func(edges ...string) string {
 		s, err := ticket.Sign(ticket.Ticket{KID: "d1", AppID: testApp, Channel: "room", UID: "1", Edges: edges,
 			Expires: e.clock.Now().Add(time.Hour).Unix()}, priv)
@@ -432,13 +420,7 @@ func TestDrainMovesClientsAway(t *testing.T) {
 // verify with its certificate gives join_failed events under no project (the claim in ClaimedAppID, for
 // operators); a join whose token verified and whose ticket fails is the project's.
 func TestJoinFailuresNameNoProjectUntilVerified(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys ticket.Keys
-	keys.Set("d1", pub)
-	e := startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys })
+	e, priv := startTicketEdge(t)
 	good := e.token(t, "room", "1", nil)
 	expired, err := token.BuildRTC(testCert, token.RTCOptions{AppID: testApp, Channel: "room", UID: "1",
 		Expire: time.Minute, IssuedAt: e.clock.Now().Add(-time.Hour), Salt: 1})
@@ -497,4 +479,16 @@ func TestJoinFailuresNameNoProjectUntilVerified(t *testing.T) {
 	if ev := nextFailure(); ev.AppID != testApp || ev.ClaimedAppID != "" || ev.Reason != string(protocol.CodeInvalidTicket) {
 		t.Errorf("failed ticket: event app_id %q, claimed %q, reason %q; want the project's", ev.AppID, ev.ClaimedAppID, ev.Reason)
 	}
+}
+
+// startTicketEdge starts edge "edge-a" trusting one dispatcher key, "d1", whose private half it returns.
+func startTicketEdge(t *testing.T) (*testEdge, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys ticket.Keys
+	keys.Set("d1", pub)
+	return startEdge(t, func(c *Config) { c.ID, c.Tickets = "edge-a", &keys }), priv
 }
