@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Placement says that an edge holds (has participants of) a channel. Edges announce the channels they hold;
@@ -59,6 +60,10 @@ func (p *Placement) check(c *Cluster) error {
 	}
 	if p.AppID == "" || p.EdgeID == "" || len(p.AppID) > 256 || len(p.Channel) > 1024 || len(p.EdgeID) > 256 {
 		return errors.New("cluster: placement: app id and edge id must have 1-256 bytes, channel at most 1024")
+	}
+	// JSON carries only valid UTF-8: other names would reach readers altered, no longer matching their key.
+	if !utf8.ValidString(p.AppID) || !utf8.ValidString(p.Channel) || !utf8.ValidString(p.EdgeID) {
+		return errors.New("cluster: placement: app id, channel and edge id must be UTF-8")
 	}
 	return nil
 }

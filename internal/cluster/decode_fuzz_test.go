@@ -90,7 +90,7 @@ func FuzzDecodeProject(f *testing.F) {
 		if cert2 != "" {
 			p.Certificates = append(p.Certificates, cert2)
 		}
-		if p.validate() != nil || !utf8.ValidString(appID+cert1+cert2) {
+		if p.validate() != nil || !utf8.ValidString(appID) || !utf8.ValidString(cert1) || !utf8.ValidString(cert2) {
 			return // JSON cannot carry invalid UTF-8: PutProject's record would not match its signature
 		}
 		p.Signature = ed25519.Sign(priv, p.signedBytes())
@@ -162,7 +162,7 @@ func FuzzDecodePlacement(f *testing.F) {
 			t.Fatalf("key %q of %+v does not parse", p.key(), p)
 		}
 		got, err := dec(k, data)
-		if !utf8.ValidString(app + channel + edge) {
+		if !utf8.ValidString(app) || !utf8.ValidString(channel) || !utf8.ValidString(edge) { // each: two halves of a rune make one
 			return // JSON cannot carry invalid UTF-8: the record no longer matches its key, and is refused
 		}
 		if err != nil || got != p {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stoa-rtc/stoa/token"
 )
@@ -104,8 +105,9 @@ func (p Project) LogValue() slog.Value {
 
 func (p Project) validate() error {
 	var errs []error
-	if p.AppID == "" || len(p.AppID) > 256 {
-		errs = append(errs, errors.New("cluster: project: app_id must have 1-256 bytes"))
+	// JSON carries only valid UTF-8: another App ID would be stored under the wrong key, and the signature broken.
+	if p.AppID == "" || len(p.AppID) > 256 || !utf8.ValidString(p.AppID) {
+		errs = append(errs, errors.New("cluster: project: app_id must have 1-256 bytes of UTF-8"))
 	}
 	if n := len(p.Certificates); p.Deleted && n != 0 {
 		errs = append(errs, fmt.Errorf("cluster: project %q: a deleted project has no certificates", p.AppID))
@@ -113,8 +115,8 @@ func (p Project) validate() error {
 		errs = append(errs, fmt.Errorf("cluster: project %q: %d certificates, want 1 or 2", p.AppID, n))
 	}
 	for i, c := range p.Certificates {
-		if c == "" || len(c) > 256 {
-			errs = append(errs, fmt.Errorf("cluster: project %q: certificate %d must have 1-256 bytes", p.AppID, i))
+		if c == "" || len(c) > 256 || !utf8.ValidString(c) {
+			errs = append(errs, fmt.Errorf("cluster: project %q: certificate %d must have 1-256 bytes of UTF-8", p.AppID, i))
 		}
 	}
 	return errors.Join(errs...)
