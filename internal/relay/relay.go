@@ -75,9 +75,10 @@ type Config struct {
 	Credentials *busauth.Credentials
 	// Trust checks the peers' credentials: issued by a trusted account, role edge.
 	Trust *busauth.Verifier
-	// Accept is called for each link a peer opens; it returns the link's Handler, or an error to refuse the
-	// link (the peer's Open fails with the error's text). Accept must not block for long.
-	Accept func(peer Peer, appID, channel string) (Handler, error)
+	// Accept is called for each link a peer opens (l.Peer() is the proven peer); it returns the link's Handler,
+	// or an error to refuse the link (the peer's Open fails with the error's text). What Accept sends on l is
+	// delivered after the peer learns the link is accepted. Accept must not block for long.
+	Accept func(l *Link, appID, channel string) (Handler, error)
 	// RetransmitBuffer is how many packets of each outgoing track are kept for retransmission (default 1024).
 	RetransmitBuffer int
 	// NoRecovery turns loss recovery off (NACKs are neither sent nor answered): for tests that prove it works.
