@@ -135,7 +135,7 @@ func (s *session) claim(id string, kind protocol.Kind) *publication {
 		return nil
 	}
 	delete(s.pending, id)
-	p := &publication{id: id, kind: kind, owner: s}
+	p := &publication{id: id, kind: kind, uid: s.uid, owner: s}
 	s.published[id] = p
 	return p
 }

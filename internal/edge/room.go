@@ -2,36 +2,47 @@ package edge
 
 import (
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
-
-	"github.com/stoa-rtc/stoa/internal/edge/forward"
 	"github.com/stoa-rtc/stoa/internal/protocol"
 )
 
-// room is the set of participants of one channel of one app and the tracks they publish. Its lock guards only
-// membership; every change is then told to the affected sessions by posting to their loops, never by touching
-// their state.
+// room is the set of participants of one channel of one app and the tracks they publish: its local sessions, and
+// the participants and tracks that relay links bring from other edges (cascade.go). Its lock guards membership and
+// the links' bookkeeping; every change is then told to the affected sessions by posting to their loops, never by
+// touching their state, and to the links by their (non-blocking) relay calls.
 type room struct {
 	srv *Server
 	key roomKey
 
 	mu      sync.Mutex
-	members map[string]*session     // uid → session
-	tracks  map[string]*publication // track id → publication
+	members map[string]*session     // uid → local session
+	tracks  map[string]*publication // track id → publication, local or remote
+	// shown are the participants local sessions have been told about: local members and those of the links.
+	shown map[string]bool
+	links map[string]*roomLink // peer ("region/edge") → link, open or opening
+	// dropped is set once the room has left the server's map: no link may be added any more.
+	dropped bool
 }
 
 func newRoom(srv *Server, key roomKey) *room {
-	return &room{srv: srv, key: key, members: map[string]*session{}, tracks: map[string]*publication{}}
+	return &room{srv: srv, key: key, members: map[string]*session{}, tracks: map[string]*publication{},
+		shown: map[string]bool{}, links: map[string]*roomLink{}}
 }
 
+// empty reports whether no local session is in the room: participants of other edges alone do not keep a room.
 func (r *room) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.members) == 0
+}
+
+// notices collects what a change must tell local sessions, to be delivered once the room's lock is released.
+type notices []func()
+
+func (n notices) deliver() {
+	for _, f := range n {
+		f()
+	}
 }
 
 // join adds s and returns the other participants with their tracks, the tracks to subscribe to, and the session
@@ -42,51 +53,70 @@ func (r *room) join(s *session) (others []protocol.Participant, tracks []*public
 	r.members[s.uid] = s
 	byUID := map[string][]protocol.Track{}
 	for _, p := range r.tracks {
-		if p.owner == replaced {
-			continue // leaving with its owner
+		if p.uid == s.uid {
+			continue // its own (a replaced session's leave with it; a copy from another edge is stale)
 		}
-		byUID[p.owner.uid] = append(byUID[p.owner.uid], p.info())
+		byUID[p.uid] = append(byUID[p.uid], p.info())
 		tracks = append(tracks, p)
 	}
-	for uid, m := range r.members {
-		if m != s {
+	for uid, shown := range r.shown {
+		if shown && uid != s.uid {
 			others = append(others, protocol.Participant{UID: uid, Tracks: byUID[uid]})
 		}
 	}
-	members := r.others(s)
+	n := r.uidChanged(s.uid, "")
 	r.mu.Unlock()
-
-	if replaced == nil {
-		joined := &protocol.Participant{UID: s.uid}
-		for _, m := range members {
-			m.post(func() { m.send(&protocol.Message{Type: protocol.TypeParticipantJoined, ParticipantJoined: joined}) })
-		}
-	}
+	n.deliver()
 	return others, tracks, replaced
 }
 
 // leave removes s (if it is still the member for its uid) and its tracks.
 func (r *room) leave(s *session, reason protocol.Code) {
 	r.mu.Lock()
-	if r.members[s.uid] != s {
-		// Replaced: the new session keeps the uid; only the old tracks go.
-		r.mu.Unlock()
-		for _, p := range s.ownPublications() {
-			r.unpublish(p)
-		}
-		return
+	var n notices
+	if r.members[s.uid] == s {
+		delete(r.members, s.uid)
+		n = r.uidChanged(s.uid, reason)
 	}
-	delete(r.members, s.uid)
-	members := r.others(s)
+	// else replaced: the new session keeps the uid; only the old tracks go.
 	r.mu.Unlock()
 	for _, p := range s.ownPublications() {
 		r.unpublish(p)
 	}
-	left := &protocol.ParticipantLeft{UID: s.uid, Reason: reason}
-	for _, m := range members {
-		m.post(func() { m.send(&protocol.Message{Type: protocol.TypeParticipantLeft, ParticipantLeft: left}) })
-	}
+	n.deliver()
 	r.srv.dropRoomIfEmpty(r)
+}
+
+// uidChanged brings what local sessions and links were told about participant uid in line with where it now is.
+// r.mu is held; the notices for local sessions are returned.
+func (r *room) uidChanged(uid string, reason protocol.Code) notices {
+	self := r.members[uid]
+	visible := self != nil
+	for _, l := range r.links {
+		visible = visible || l.uids[uid]
+	}
+	for _, l := range r.links {
+		l.announceUID(uid, self != nil || r.relayedUID(uid, l), string(reason))
+	}
+	if visible == r.shown[uid] {
+		return nil
+	}
+	var msg *protocol.Message
+	if visible {
+		r.shown[uid] = true
+		msg = &protocol.Message{Type: protocol.TypeParticipantJoined, ParticipantJoined: &protocol.Participant{UID: uid}}
+	} else {
+		delete(r.shown, uid)
+		if reason == "" {
+			reason = protocol.CodeLeft
+		}
+		msg = &protocol.Message{Type: protocol.TypeParticipantLeft, ParticipantLeft: &protocol.ParticipantLeft{UID: uid, Reason: reason}}
+	}
+	var n notices
+	for _, m := range r.others(self) {
+		n = append(n, func() { m.post(func() { m.send(msg) }) })
+	}
+	return n
 }
 
 func (r *room) others(s *session) []*session {
@@ -99,38 +129,63 @@ func (r *room) others(s *session) []*session {
 	return out
 }
 
-// publish makes p visible to the room: everyone else is told and, if it subscribes automatically, subscribed.
+// publish makes p visible to the room: everyone else is told and, if it subscribes automatically, subscribed; the
+// links that p may travel on (see relays) carry it on. A remote track that the room already has from another link
+// (while the links change, a track can arrive by two paths for a moment) is kept in standby, forwarded nowhere,
+// and takes over if the first copy ends.
 func (r *room) publish(p *publication) {
 	r.mu.Lock()
-	if r.members[p.owner.uid] != p.owner {
+	if p.owner != nil && r.members[p.uid] != p.owner || p.via != nil && p.via.closed {
+		r.mu.Unlock()
+		return
+	}
+	if p.via != nil && p.via.tracks[p.id] != p {
+		p.via.tracks[p.id] = p
+		p.via.rtp.Store(p.id, p)
+	}
+	if r.tracks[p.id] != nil {
 		r.mu.Unlock()
 		return
 	}
 	r.tracks[p.id] = p
+	for _, l := range r.links {
+		l.offer(p)
+	}
 	members := r.others(p.owner)
 	r.mu.Unlock()
 	info := p.info()
 	for _, m := range members {
 		m.post(func() {
 			m.send(&protocol.Message{Type: protocol.TypeTrackPublished, TrackPublished: &info})
-			if m.autoSubscribe {
+			if m.autoSubscribe && m.uid != p.uid {
 				m.subscribe(p)
 			}
 		})
 	}
 }
 
-// unpublish removes p from the room and from every subscriber.
+// unpublish removes p from the room, from every subscriber and from every link; a standby copy takes over.
 func (r *room) unpublish(p *publication) {
 	if !p.closed.CompareAndSwap(false, true) {
 		return
 	}
 	r.mu.Lock()
-	if r.tracks[p.id] == p {
-		delete(r.tracks, p.id)
+	if p.via != nil && p.via.tracks[p.id] == p {
+		delete(p.via.tracks, p.id)
+		p.via.rtp.Delete(p.id)
 	}
+	active := r.tracks[p.id] == p
+	var standby *publication
+	if active {
+		delete(r.tracks, p.id)
+		standby = r.standby(p.id)
+	}
+	p.unpublishOuts()
 	members := r.others(nil)
 	r.mu.Unlock()
+	if !active {
+		return
+	}
 	ref := &protocol.TrackRef{TrackID: p.id}
 	for _, m := range members {
 		m.post(func() {
@@ -138,111 +193,27 @@ func (r *room) unpublish(p *publication) {
 			m.send(&protocol.Message{Type: protocol.TypeTrackUnpublished, TrackUnpublished: ref})
 		})
 	}
-	r.srv.emit(Event{Type: EventUnpublish, AppID: r.key.appID, Channel: r.key.channel, UID: p.owner.uid,
-		Session: p.owner.id, TrackID: p.id, Kind: string(p.kind)})
+	if p.owner != nil { // a remote track's events are its own edge's
+		r.srv.emit(Event{Type: EventUnpublish, AppID: r.key.appID, Channel: r.key.channel, UID: p.uid,
+			Session: p.owner.id, TrackID: p.id, Kind: string(p.kind)})
+	}
+	if standby != nil {
+		r.publish(standby)
+	}
+}
+
+// standby returns a live copy of track id that a link brings, if any; r.mu is held.
+func (r *room) standby(id string) *publication {
+	for _, l := range r.links {
+		if p := l.tracks[id]; p != nil && !l.closed && !p.closed.Load() {
+			return p
+		}
+	}
+	return nil
 }
 
 func (r *room) track(id string) *publication {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.tracks[id]
-}
-
-// publication is one published track: audio or video forwarded as RTP, or data forwarded as messages.
-type publication struct {
-	id     string
-	kind   protocol.Kind
-	owner  *session
-	closed atomic.Bool
-
-	// audio and video: the forwarding track that every subscriber connection binds, and the uplink's quality
-	local *forward.Track
-	up    *rtpStats
-
-	// data: the subscribers' data channels, copied on write so that forwarding takes no lock
-	dataSubs atomic.Pointer[[]*dataSub]
-	dataMu   sync.Mutex
-}
-
-type dataSub struct {
-	s  *session
-	dc *webrtc.DataChannel
-}
-
-func (p *publication) info() protocol.Track {
-	return protocol.Track{ID: p.id, UID: p.owner.uid, Kind: p.kind}
-}
-
-// forwardRTP copies the publisher's packets to every subscriber until the track ends. Payloads are SFrame
-// ciphertext and pass unchanged.
-//
-// One packet in sampleEvery is timed from its arrival (decrypted by the publisher leg's SRTP) to its hand-over
-// to the last subscriber's socket (encrypted by each subscriber leg's SRTP): the latency the edge adds.
-func (p *publication) forwardRTP(track *webrtc.TrackRemote, m *metrics) {
-	const sampleEvery = 16
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for i := 0; ; i++ {
-		n, _, err := track.Read(buf)
-		if err != nil {
-			return
-		}
-		if p.closed.Load() {
-			continue // stopped (e.g. its privilege expired): drain until the publisher stops sending
-		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		p.up.update(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, n, nanotime())
-		if i%sampleEvery == 0 {
-			t0 := time.Now()
-			p.local.Forward(&pkt.Header, pkt.Payload)
-			m.forwardLatency.Observe(time.Since(t0).Seconds())
-		} else {
-			p.local.Forward(&pkt.Header, pkt.Payload)
-		}
-		m.forwarded.Inc()
-	}
-}
-
-func (p *publication) addDataSub(d *dataSub) {
-	p.dataMu.Lock()
-	defer p.dataMu.Unlock()
-	var subs []*dataSub
-	if cur := p.dataSubs.Load(); cur != nil {
-		subs = append(subs, *cur...)
-	}
-	subs = append(subs, d)
-	p.dataSubs.Store(&subs)
-}
-
-func (p *publication) removeDataSub(s *session) {
-	p.dataMu.Lock()
-	defer p.dataMu.Unlock()
-	cur := p.dataSubs.Load()
-	if cur == nil {
-		return
-	}
-	subs := make([]*dataSub, 0, len(*cur))
-	for _, d := range *cur {
-		if d.s != s {
-			subs = append(subs, d)
-		}
-	}
-	p.dataSubs.Store(&subs)
-}
-
-// forwardData sends one data message of the publisher to every subscriber.
-func (p *publication) forwardData(msg []byte) {
-	if p.closed.Load() || len(msg) > protocol.MaxDataMessage {
-		return
-	}
-	subs := p.dataSubs.Load()
-	if subs == nil || len(*subs) == 0 {
-		return
-	}
-	frame := protocol.AppendDataFrame(make([]byte, 0, 1+len(p.id)+len(msg)), p.id, msg)
-	for _, d := range *subs {
-		d.dc.Send(frame) // a subscriber whose channel is not open yet misses the message, as a late joiner would
-	}
 }

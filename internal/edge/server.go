@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stoa-rtc/stoa/internal/connlimit"
+	"github.com/stoa-rtc/stoa/internal/relay"
 	"github.com/stoa-rtc/stoa/internal/rtc"
 )
 
@@ -45,6 +46,12 @@ type Server struct {
 	closing  bool
 	draining bool
 	wg       sync.WaitGroup // sessions
+
+	// relay links (cascade.go)
+	relay   *relay.Transport
+	linkWG  sync.WaitGroup // links being opened
+	stopCtx context.Context
+	stop    context.CancelFunc
 }
 
 // New opens the edge's ICE ports and prepares it to serve.
@@ -59,6 +66,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	tcp = connlimit.NewListener(tcp, cfg.ConnLimits)
 	s := &Server{cfg: cfg, udp: udp, tcp: tcp, rooms: map[roomKey]*room{}, sessions: map[*session]struct{}{}}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	if s.api, err = s.newAPI(); err != nil {
 		udp.Close()
@@ -164,6 +172,8 @@ func (s *Server) Run(ctx context.Context) error {
 		ss.remove(codeShuttingDown, "the edge is shutting down")
 	}
 	s.wg.Wait()
+	s.stop()
+	s.linkWG.Wait()
 	return errors.Join(s.udp.Close(), s.tcp.Close())
 }
 
@@ -271,9 +281,13 @@ func (s *Server) room(key roomKey) *room {
 // dropRoomIfEmpty forgets a room once its last participant has gone.
 func (s *Server) dropRoomIfEmpty(r *room) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.empty() && s.rooms[r.key] == r {
+	drop := r.empty() && s.rooms[r.key] == r
+	if drop {
 		delete(s.rooms, r.key)
+	}
+	s.mu.Unlock()
+	if drop {
+		r.closeLinks() // the channel has left this edge: so do its links
 	}
 }
 
@@ -292,6 +306,7 @@ type metrics struct {
 	errors    *prometheus.CounterVec
 	joins     *prometheus.CounterVec
 	forwarded prometheus.Counter
+	relayed   prometheus.Counter
 	// forwardLatency is the time from a packet's arrival to its hand-over to every subscriber, sampled.
 	forwardLatency prometheus.Histogram
 }
@@ -306,6 +321,8 @@ func newMetrics(s *Server) *metrics {
 		Help: "Join attempts, by result code (ok or an error code)."}, []string{"result"})
 	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{Name: "stoa_edge_forwarded_packets_total",
 		Help: "RTP packets received from publishers for forwarding."})
+	m.relayed = prometheus.NewCounter(prometheus.CounterOpts{Name: "stoa_edge_relayed_packets_total",
+		Help: "RTP packets received from other edges over relay links for forwarding."})
 	m.forwardLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stoa_edge_forward_seconds",
 		Help:    "Time from a packet's arrival at the edge to its hand-over to the last subscriber (1 packet in 16).",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .002, .003, .005, .01, .025, .05}})
@@ -315,7 +332,7 @@ func newMetrics(s *Server) *metrics {
 		func() float64 { return float64(s.Joined()) })
 	rooms := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoa_edge_rooms", Help: "Rooms with participants."},
 		func() float64 { s.mu.Lock(); defer s.mu.Unlock(); return float64(len(s.rooms)) })
-	m.registry.MustRegister(m.messages, m.errors, m.joins, m.forwarded, m.forwardLatency, sessions, joined, rooms,
+	m.registry.MustRegister(m.messages, m.errors, m.joins, m.forwarded, m.relayed, m.forwardLatency, sessions, joined, rooms,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
