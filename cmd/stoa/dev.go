@@ -285,6 +285,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			id := devEdgeID(o.regions, r.name, i)
 			ecfg := cluster.Default()
 			ecfg.URLs, ecfg.Region, ecfg.Node, ecfg.Logger = []string{bus.ClientURL()}, r.name, id, o.log
+			ecfg.Regions = []string{"*"} // the hubs of a channel link across regions
 			ecfg.ProjectKeys, ecfg.ProjectOpenKey = projectKeys, openKey
 			if ecfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleEdge, Regions: []string{r.name}, ID: id}); err != nil {
 				stop()

@@ -258,6 +258,7 @@ func edgeCommand() *command {
 		publicIPs    string
 		qualityEvery time.Duration
 		joinTimeout  time.Duration
+		relayAddr    string
 	)
 	return &command{
 		name:    "edge",
@@ -275,6 +276,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			fs.StringVar(&publicIPs, "public-ip", "", "addresses to advertise in ICE candidates (behind 1:1 NAT)")
 			fs.DurationVar(&qualityEvery, "quality-interval", 10*time.Second, "how often each session's quality (loss, jitter, bitrate) is reported, 1s..5m")
 			fs.DurationVar(&joinTimeout, "join-timeout", edge.Default().JoinTimeout, "time a signaling connection has to join before it is closed, 1s..1m")
+			fs.StringVar(&relayAddr, "relay-addr", "", "UDP address for relay links to the other edges of a channel (default: the media IP, a free port); links need --nats-creds naming this edge")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -286,7 +288,8 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			if joinTimeout < time.Second || joinTimeout > time.Minute {
 				return usagef("edge: --join-timeout must be 1s..1m, not %s", joinTimeout)
 			}
-			c, ln, scheme, log, err := rf.start(ctx, env, "edge")
+			// An edge follows every region: the hubs of a channel link across them.
+			c, ln, scheme, log, err := rf.start(ctx, env, "edge", "*")
 			if err != nil {
 				return err
 			}
@@ -307,7 +310,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
 				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery,
-				Limits: rf.limits, JoinTimeout: joinTimeout},
+				Limits: rf.limits, JoinTimeout: joinTimeout, RelayAddr: relayAddr},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})

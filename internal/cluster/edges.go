@@ -30,7 +30,29 @@ type EdgeInfo struct {
 	Draining bool `json:"draining"`
 	// Updated is when the edge sent the heartbeat.
 	Updated time.Time `json:"updated"`
+	// Relay is the host:port (UDP) where other edges open relay links to this edge; empty when it takes none.
+	Relay string `json:"relay,omitempty"`
+	// Links are the edge's open relay links, at most MaxLinkStatus of them.
+	Links []LinkStatus `json:"links,omitempty"`
 }
+
+// LinkStatus describes one relay link in a heartbeat.
+type LinkStatus struct {
+	// Peer is the edge at the other end, as "region/edge".
+	Peer    string `json:"peer"`
+	AppID   string `json:"app_id"`
+	Channel string `json:"channel"`
+	// RTTMs is the link's round trip in milliseconds.
+	RTTMs float64 `json:"rtt_ms"`
+	// Loss is the fraction of media packets lost on first arrival, before recovery.
+	Loss float64 `json:"loss"`
+	// KbpsIn and KbpsOut are the media bitrates received and sent.
+	KbpsIn  float64 `json:"kbps_in"`
+	KbpsOut float64 `json:"kbps_out"`
+}
+
+// MaxLinkStatus bounds the links one heartbeat lists.
+const MaxLinkStatus = 256
 
 func (e EdgeInfo) validate() error {
 	var errs []error
@@ -49,6 +71,18 @@ func (e EdgeInfo) validate() error {
 	}
 	if e.Sessions < 0 {
 		errs = append(errs, fmt.Errorf("cluster: edge %q: negative sessions", e.ID))
+	}
+	if len(e.Relay) > 256 || !utf8.ValidString(e.Relay) {
+		errs = append(errs, fmt.Errorf("cluster: edge %q: relay address must have at most 256 bytes of UTF-8", e.ID))
+	}
+	if len(e.Links) > MaxLinkStatus {
+		errs = append(errs, fmt.Errorf("cluster: edge %q: %d links listed, at most %d", e.ID, len(e.Links), MaxLinkStatus))
+	}
+	for _, l := range e.Links {
+		if !utf8.ValidString(l.Peer) || !utf8.ValidString(l.AppID) || !utf8.ValidString(l.Channel) {
+			errs = append(errs, fmt.Errorf("cluster: edge %q: link names must be UTF-8", e.ID))
+			break
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -84,6 +84,15 @@ func (c *Cluster) loadCredentials() error {
 	return nil
 }
 
+// BusIdentity returns the node's bus credentials and the verifier of its account's credentials, when the
+// credentials name a Stoa identity; nil, nil otherwise. Relay links use them to prove and check edge identities.
+func (c *Cluster) BusIdentity() (*busauth.Credentials, *busauth.Verifier) {
+	if c.verifier == nil {
+		return nil, nil
+	}
+	return c.creds, c.verifier
+}
+
 // sealed returns the stored form of record v of kind: an envelope, signed when the node has an identity. A record
 // the node's identity may not sign is refused here, with the reason, rather than written and ignored by every
 // reader.

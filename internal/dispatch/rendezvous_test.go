@@ -19,8 +19,8 @@ func TestRendezvousGolden(t *testing.T) {
 		{"ab", "c", "d", 0xa6e7a5e576074e56},
 		{"970ca35de60c44645bbae8a215061b33", "canal ü", "edge.us-east:3", 0xd6491fe5eb212987},
 	} {
-		if got := rendezvous(c.app, c.channel, c.edge); got != c.want {
-			t.Errorf("rendezvous(%q, %q, %q) = %#x, want %#x", c.app, c.channel, c.edge, got, c.want)
+		if got := Rendezvous(c.app, c.channel, c.edge); got != c.want {
+			t.Errorf("Rendezvous(%q, %q, %q) = %#x, want %#x", c.app, c.channel, c.edge, got, c.want)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func Pick(cands []Candidate, appID, channel string, placed []string, n int) []Ca
 		if c.Draining || c.Load >= MaxLoad {
 			continue
 		}
-		rs = append(rs, ranked{c: c, placed: slices.Contains(placed, c.ID), score: rendezvous(appID, channel, c.ID)})
+		rs = append(rs, ranked{c: c, placed: slices.Contains(placed, c.ID), score: Rendezvous(appID, channel, c.ID)})
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
 		if a.placed != b.placed {
@@ -55,9 +55,10 @@ func Pick(cands []Candidate, appID, channel string, placed []string, n int) []Ca
 	return out
 }
 
-// rendezvous is the highest-random-weight score of edge for a channel: FNV-1a over the length-prefixed fields,
-// then a 64-bit finalizer so that scores of similar names are unrelated. Every dispatcher computes the same.
-func rendezvous(appID, channel, edge string) uint64 {
+// Rendezvous is the highest-random-weight score of edge for a channel: FNV-1a over the length-prefixed fields,
+// then a 64-bit finalizer so that scores of similar names are unrelated. Every dispatcher computes the same, and
+// edges pick each region's hub of a channel with it (internal/node).
+func Rendezvous(appID, channel, edge string) uint64 {
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
 	for _, s := range [3]string{appID, channel, edge} {

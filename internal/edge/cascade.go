@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stoa-rtc/stoa/internal/edge/forward"
 	"github.com/stoa-rtc/stoa/internal/protocol"
@@ -294,6 +295,9 @@ func (l *roomLink) sentTrack(id string) bool {
 
 // Closed implements relay.Handler.
 func (l *roomLink) Closed(err error) { l.r.dropLink(l, err) }
+
+// Registry is the edge's metrics registry, for the relay transport's metrics.
+func (s *Server) Registry() prometheus.Registerer { return s.metrics.registry }
 
 // SetRelay gives the edge its relay transport; call it before the edge serves.
 func (s *Server) SetRelay(t *relay.Transport) { s.relay = t }

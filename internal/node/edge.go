@@ -34,6 +34,9 @@ type EdgeConfig struct {
 	// RTCAddr and PublicIPs are the edge's ICE settings (see edge.Config).
 	RTCAddr   string
 	PublicIPs []string
+	// RelayAddr is the UDP address of the relay transport that links this edge to the other edges holding its
+	// channels (default: RTCAddr's host, a free port). Links need an edge identity on the bus (Stoa credentials).
+	RelayAddr string
 	// MaxSessions is the number of joined sessions at which the edge reports itself full (load 1).
 	MaxSessions int
 	// QualityInterval is how often each session publishes a "quality" event (0: edge.Default's, 10 s).
@@ -80,6 +83,15 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	if err != nil {
 		return err
 	}
+	rt, err := startRelay(c, cfg, e, log)
+	if err != nil {
+		return err
+	}
+	relayAddr := ""
+	if rt != nil {
+		defer rt.Close()
+		relayAddr = relayAdvertised(rt, cfg.PublicIPs)
+	}
 	srv := cfg.Limits.Server(e.Handler(), slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -103,7 +115,8 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 			// while counting them would let anyone make the edge look full without a token.
 			n := e.Joined()
 			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n,
-				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining()}
+				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining(),
+				Relay: relayAddr, Links: linkStatus(rt)}
 		})
 	})
 	wg.Go(func() { followCluster(ctx, c, e, cfg) })
@@ -154,6 +167,7 @@ func followCluster(ctx context.Context, c *cluster.Cluster, e *edge.Server, cfg 
 				}
 			}
 		}
+		linkChannels(c, e, cfg)
 		for ch := range announced {
 			if !live[ch] {
 				c.WithdrawChannel(ctx, cluster.Placement{Region: cfg.Region, AppID: ch.AppID, Channel: ch.Name, EdgeID: cfg.ID})

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/stoa-rtc/stoa/internal/busauth"
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/clustertest"
 	"github.com/stoa-rtc/stoa/internal/dispatch"
@@ -44,6 +47,9 @@ type testNet struct {
 	quality time.Duration
 	// edgeMod, if set, adjusts the configuration of the edges added next.
 	edgeMod func(*EdgeConfig)
+	// auth, if set, is the bus authority: the bus admits only nodes with its credentials, each node gets an
+	// identity for its role, and edges link through relay transports (newAuthNet).
+	auth *busauth.Authority
 }
 
 type runningNode struct {
@@ -70,7 +76,27 @@ func newTestNet(t testing.TB) *testNet {
 	// Cleanups run last-in first-out: the leak check, registered first, runs after every node, cluster
 	// connection, proxy and the bus have stopped.
 	t.Cleanup(clustertest.Goroutines(t))
-	n := &testNet{t: t, bus: clustertest.NewServer(t), log: slog.New(slog.DiscardHandler),
+	return startTestNet(t, nil, clustertest.NewServer(t))
+}
+
+// newAuthNet is newTestNet on a bus that admits only the credentials of its own authority, as stoa dev runs it:
+// every node proves its role, and edges holding the same channel link.
+func newAuthNet(t testing.TB) *testNet {
+	t.Cleanup(clustertest.Goroutines(t))
+	auth, err := busauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := clustertest.NewServer(t, func(o *server.Options) {
+		if err := auth.ServerOptions(o); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return startTestNet(t, auth, bus)
+}
+
+func startTestNet(t testing.TB, auth *busauth.Authority, bus *clustertest.Server) *testNet {
+	n := &testNet{t: t, bus: bus, auth: auth, log: slog.New(slog.DiscardHandler),
 		dsps: map[string][]*runningNode{}, edgs: map[string][]*runningNode{}, guard: testGuard()}
 	c := n.cluster("admin", "admin")
 	if err := c.PutProject(context.Background(), cluster.Project{AppID: testApp, Certificates: []string{testCert}, Enabled: true}); err != nil {
@@ -87,16 +113,28 @@ func testGuard() guard.Config {
 	return g
 }
 
-// cluster connects a node to the bus through its own proxy.
+// cluster connects an observer or administrator to the bus through its own proxy (on an authenticated bus, with
+// the console's credentials).
 func (n *testNet) cluster(region, id string) *cluster.Cluster {
-	c, _ := n.clusterVia(region, id)
+	c, _ := n.clusterVia(busauth.RoleConsole, region, id)
 	return c
 }
 
-func (n *testNet) clusterVia(region, id string, follow ...string) (*cluster.Cluster, *clustertest.Proxy) {
+func (n *testNet) clusterVia(role busauth.Role, region, id string, follow ...string) (*cluster.Cluster, *clustertest.Proxy) {
 	p := clustertest.NewProxy(n.t, n.bus.URL())
 	cfg := cluster.Default()
 	cfg.URLs, cfg.Region, cfg.Node, cfg.Logger, cfg.Regions = []string{p.URL()}, region, id, n.log, follow
+	if n.auth != nil {
+		ident := busauth.Identity{Role: role, Regions: []string{region}, ID: id}
+		if role == busauth.RoleConsole {
+			ident = busauth.Identity{Role: role}
+		}
+		creds, err := n.auth.Issue(ident, cfg.Prefix)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		cfg.Credentials = creds
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := cluster.Start(ctx, cfg)
@@ -109,7 +147,8 @@ func (n *testNet) clusterVia(region, id string, follow ...string) (*cluster.Clus
 
 func (n *testNet) addEdge(region, id string) *runningNode {
 	n.t.Helper()
-	c, p := n.clusterVia(region, id)
+	// Edges follow every region: a channel's hubs link across them.
+	c, p := n.clusterVia(busauth.RoleEdge, region, id, "*")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		n.t.Fatal(err)
@@ -146,7 +185,7 @@ func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runnin
 	if fallback != "" {
 		follow = []string{fallback}
 	}
-	c, p := n.clusterVia(region, id, follow...)
+	c, p := n.clusterVia(busauth.RoleDispatch, region, id, follow...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		n.t.Fatal(err)
