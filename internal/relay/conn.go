@@ -111,17 +111,30 @@ func (c *conn) close(code quic.ApplicationErrorCode, err error) {
 	}
 }
 
-// lostErr explains why the connection ended, for its links.
-func (c *conn) lostErr() error {
+// connErr reports whether err, from a stream, is the end of the whole connection.
+func connErr(err error) bool {
+	var (
+		ae    *quic.ApplicationError
+		te    *quic.TransportError
+		idle  *quic.IdleTimeoutError
+		reset *quic.StatelessResetError
+	)
+	return errors.As(err, &ae) || errors.As(err, &te) || errors.As(err, &idle) || errors.As(err, &reset) ||
+		errors.Is(err, quic.ErrTransportClosed)
+}
+
+// lostErr explains why the connection ended, for its links; seen is the error that showed it.
+func (c *conn) lostErr(seen error) error {
 	if e := c.closeErr.Load(); e != nil {
 		return *e
 	}
 	cause := context.Cause(c.qc.Context())
+	if cause == nil {
+		cause = seen
+	}
 	var ae *quic.ApplicationError
 	var idle *quic.IdleTimeoutError
 	switch {
-	case cause == nil:
-		return fmt.Errorf("relay: connection to %s lost", c.key)
 	case errors.As(cause, &ae) && ae.Remote && ae.ErrorCode == codeGoingAway:
 		return fmt.Errorf("%w: %s shut down", ErrClosed, c.key)
 	case errors.As(cause, &ae) && ae.Remote:
@@ -204,8 +217,8 @@ func (c *conn) openLink(ctx context.Context, open *frame, h Handler) (*Link, err
 	switch {
 	case cancelled:
 		err = ctx.Err()
-	case err != nil && c.qc.Context().Err() != nil:
-		err = c.lostErr()
+	case err != nil && (c.qc.Context().Err() != nil || connErr(err)):
+		err = c.lostErr(err)
 	case err != nil:
 		err = fmt.Errorf("relay: %s: opening a link: %w", c.key, err)
 	case f.typ == frameRefused:
@@ -407,7 +420,7 @@ func (c *conn) closeIfIdle(now time.Time) {
 // ended runs when the connection has closed.
 func (c *conn) ended() {
 	c.t.removeConn(c)
-	err := c.lostErr()
+	err := c.lostErr(nil)
 	var ae *quic.ApplicationError
 	if errors.As(context.Cause(c.qc.Context()), &ae) && ae.Remote && ae.ErrorCode == codeUnauthenticated {
 		c.log.Warn("relay: the peer refused this edge", "err", err)

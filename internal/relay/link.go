@@ -269,8 +269,8 @@ func (l *Link) readFailed(err error) {
 	var se *quic.StreamError
 	switch {
 	case l.stopped(): // ended here: endErr says why
-	case l.c.qc.Context().Err() != nil:
-		l.end(l.c.lostErr(), false)
+	case l.c.qc.Context().Err() != nil || connErr(err):
+		l.end(l.c.lostErr(err), false)
 	case errors.Is(err, errMalformed):
 		l.end(fmt.Errorf("relay: %s: %w", l.c.key, err), true)
 	case errors.Is(err, io.EOF):

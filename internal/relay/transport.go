@@ -74,6 +74,11 @@ func New(cfg Config) (*Transport, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	return start(cfg)
+}
+
+// start is New without the checks of cfg (tests use it to give a transport credentials New would refuse).
+func start(cfg Config) (*Transport, error) {
 	if cfg.RetransmitBuffer <= 0 {
 		cfg.RetransmitBuffer = defaultRetransmitBuffer
 	}
@@ -138,6 +143,9 @@ func (cfg *Config) check() error {
 	}
 	if cfg.Accept == nil {
 		errs = append(errs, errors.New("relay: Accept is required"))
+	}
+	if cfg.HealthInterval > 0 && cfg.HealthTimeout > 0 && cfg.HealthTimeout <= cfg.HealthInterval {
+		errs = append(errs, errors.New("relay: HealthTimeout must be longer than HealthInterval"))
 	}
 	return errors.Join(errs...)
 }
