@@ -13,10 +13,8 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,67 +108,21 @@ type Stats struct {
 	Loss float64
 	// BitrateIn and BitrateOut are bits per second over the last few seconds.
 	BitrateIn, BitrateOut float64
+	// Dropped counts media packets and data messages not sent: the send queue was full, or a packet was larger
+	// than a datagram can carry on the path, or a message larger than protocol.MaxDataMessage.
+	Dropped uint64
 }
 
-// ErrClosed is returned by operations on a closed Transport or Link.
-var ErrClosed = errors.New("relay: closed")
-
-// Transport is this edge's relay endpoint. Create it with New.
-type Transport struct{}
-
-// New starts listening.
-func New(cfg Config) (*Transport, error) { return nil, errors.New("relay: not implemented") }
-
-// Addr returns the UDP address the transport listens on.
-func (t *Transport) Addr() net.Addr { return nil }
-
-// Open opens a link for channel (appID, channel) to peer, over the connection to peer if there is one, and
-// otherwise dialling it; it fails if the peer cannot be reached, does not prove to be peer.EdgeID of
-// peer.Region, or refuses the link.
-func (t *Transport) Open(ctx context.Context, peer Peer, appID, channel string, h Handler) (*Link, error) {
-	return nil, errors.New("relay: not implemented")
-}
-
-// Links returns the figures of every open link.
-func (t *Transport) Links() []Stats { return nil }
-
-// Close closes every link and connection and stops listening.
-func (t *Transport) Close() error { return nil }
-
-// Link is one channel shared with one peer. Its methods are safe for concurrent use and never block on the
-// network: what cannot be sent at once is queued (control) or dropped (media, as a lossy network would).
-type Link struct{}
-
-// Peer returns the edge at the other end.
-func (l *Link) Peer() Peer { return Peer{} }
-
-// Join and Leave tell the peer about a participant.
-func (l *Link) Join(uid string)          {}
-func (l *Link) Leave(uid, reason string) {}
-
-// Publish tells the peer about a track and returns the sender of its packets (audio, video) or messages (data).
-func (l *Link) Publish(t TrackInfo) (*OutTrack, error) { return nil, errors.New("relay: not implemented") }
-
-// RequestKeyframe asks the peer for a keyframe of a track it publishes on this link.
-func (l *Link) RequestKeyframe(trackID string) {}
-
-// Stats returns the link's figures.
-func (l *Link) Stats() Stats { return Stats{} }
-
-// Done is closed when the link has ended.
-func (l *Link) Done() <-chan struct{} { return nil }
-
-// Close ends the link; the peer's handler is told. The handler of this end gets Closed too.
-func (l *Link) Close() {}
-
-// OutTrack sends one track on a link.
-type OutTrack struct{}
-
-// WriteRTP sends one RTP packet (as received from the publisher); it copies pkt and never blocks.
-func (o *OutTrack) WriteRTP(pkt []byte) {}
-
-// SendData sends one data message (reliably, in order).
-func (o *OutTrack) SendData(msg []byte) {}
-
-// Unpublish tells the peer the track has ended.
-func (o *OutTrack) Unpublish() {}
+// Errors. Closed carries one of them or a connection error; Open's errors wrap ErrRefused, ErrUntrusted or
+// ErrBackoff when one applies.
+var (
+	// ErrClosed is returned by operations on a closed Transport or Link, and wrapped by the error Handler.Closed
+	// gets when either end closed the link (or shut down) in order; any other error means the link was lost.
+	ErrClosed = errors.New("relay: closed")
+	// ErrRefused: the peer refused the link (Config.Accept returned an error) or refused this edge's proof.
+	ErrRefused = errors.New("relay: refused")
+	// ErrUntrusted: the peer did not prove to be the edge dialled.
+	ErrUntrusted = errors.New("relay: untrusted peer")
+	// ErrBackoff: the last attempt to reach the peer failed, and the next one is not due yet.
+	ErrBackoff = errors.New("relay: peer unreachable, backing off")
+)
