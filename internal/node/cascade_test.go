@@ -205,8 +205,9 @@ func TestCascadeHubAndRegionLoss(t *testing.T) {
 	}
 }
 
-// A process that can write to the bus but holds no edge identity cannot open a relay link: a dispatcher's
-// credentials, or edge credentials of another authority, are refused.
+// A process that holds no edge identity of this network cannot open a relay link to a running edge: edge
+// credentials of another bus authority are refused. (relay.TestRefusals covers dispatcher and console
+// credentials, which relay.New itself refuses to use.)
 func TestRelayRefusesNonEdge(t *testing.T) {
 	n := newAuthNet(t)
 	e := n.addEdge("eu", "eu-a")
@@ -226,7 +227,6 @@ func TestRelayRefusesNonEdge(t *testing.T) {
 		auth *busauth.Authority
 		id   busauth.Identity
 	}{
-		{"dispatcher credentials", n.auth, busauth.Identity{Role: busauth.RoleDispatch, Regions: []string{"eu"}, ID: "eu-x"}},
 		{"another authority's edge", other, busauth.Identity{Role: busauth.RoleEdge, Regions: []string{"eu"}, ID: "eu-x"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
