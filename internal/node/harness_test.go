@@ -42,8 +42,9 @@ type testNet struct {
 	guard guard.Config
 	// quality is the QualityInterval of the edges added next (0: the default).
 	quality time.Duration
-	// edgeMod, if set, adjusts the configuration of the edges added next.
+	// edgeMod, if set, adjusts the configuration of the edges added next; dspMod that of the dispatchers.
 	edgeMod func(*EdgeConfig)
+	dspMod  func(*DispatcherConfig)
 }
 
 type runningNode struct {
@@ -142,16 +143,17 @@ func (n *testNet) addDispatcher(region, id string) *runningNode {
 
 func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runningNode {
 	n.t.Helper()
-	var follow []string
-	if fallback != "" {
-		follow = []string{fallback}
+	cfg := DispatcherConfig{ID: id, Region: region, Fallback: fallback, Guard: n.guard, Logger: n.log}
+	if n.dspMod != nil {
+		n.dspMod(&cfg)
 	}
-	c, p := n.clusterVia(region, id, follow...)
+	c, p := n.clusterVia(region, id, cfg.Followed()...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	d, err := NewDispatcher(DispatcherConfig{Cluster: c, ID: id, Region: region, Fallback: fallback, Listener: ln, Guard: n.guard, Logger: n.log})
+	cfg.Cluster, cfg.Listener = c, ln
+	d, err := NewDispatcher(cfg)
 	if err != nil {
 		n.t.Fatal(err)
 	}
