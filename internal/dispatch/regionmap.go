@@ -72,11 +72,9 @@ func (m *RegionMap) Lookup(ip netip.Addr) string {
 // Regions returns the regions the map names, sorted.
 func (m *RegionMap) Regions() []string { return slices.Clone(m.regions) }
 
-// MapError lists the bad lines of a region map.
+// MapError lists every bad line of a region map.
 type MapError struct {
 	Lines []LineError
-	// More is how many further bad lines there are beyond Lines (which keeps the first maxMapErrors).
-	More int
 }
 
 // LineError is one bad line of a region map, numbered from 1.
@@ -94,14 +92,8 @@ func (e *MapError) Error() string {
 		b.WriteString("\n  ")
 		b.WriteString(l.Error())
 	}
-	if e.More > 0 {
-		fmt.Fprintf(&b, "\n  and %d more bad lines", e.More)
-	}
 	return b.String()
 }
-
-// maxMapErrors bounds the lines a MapError lists: a file that is not a region map at all is not worth more.
-const maxMapErrors = 50
 
 // ParseRegionMap reads a region map (see RegionMap). It reports every bad line, each with its number, in a
 // *MapError.
@@ -109,11 +101,7 @@ func ParseRegionMap(data []byte) (*RegionMap, error) {
 	m := &RegionMap{}
 	var bad MapError
 	fail := func(line int, format string, a ...any) {
-		if len(bad.Lines) < maxMapErrors {
-			bad.Lines = append(bad.Lines, LineError{line, fmt.Sprintf(format, a...)})
-		} else {
-			bad.More++
-		}
+		bad.Lines = append(bad.Lines, LineError{line, fmt.Sprintf(format, a...)})
 	}
 	firstLine := map[netip.Prefix]int{}
 	for i, line := range strings.Split(string(data), "\n") {
