@@ -24,6 +24,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/console"
+	"github.com/stoa-rtc/stoa/internal/dispatch"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
@@ -33,6 +34,8 @@ import (
 func devCommand() *command {
 	var (
 		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
+		regionMap                                                      string
+		maxSessions                                                    int
 		retain                                                         retentionFlags
 		accept006                                                      bool
 	)
@@ -40,7 +43,7 @@ func devCommand() *command {
 		name:    "dev",
 		summary: "run a whole Stoa network on this machine, with zero configuration",
 		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
-         [--nats-listen 127.0.0.1:PORT] [--accept-006]
+         [--max-sessions N] [--region-map FILE] [--nats-listen 127.0.0.1:PORT] [--accept-006]
 
 Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
 more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
@@ -49,6 +52,8 @@ App Certificate are generated on the first run and kept in DIR, or taken from th
 stoa dispatch processes may join with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus
 accepts no connection without credentials) and the edges. Listening off loopback serves HTTPS/WSS with a
 self-signed certificate kept in DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given.
+The dispatcher serves every region of --regions: a client that names one gets its edges; one that names
+none goes to the first region, or to the region of its address with --region-map (as stoa dispatch).
 Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
@@ -56,6 +61,8 @@ Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 			fs.StringVar(&appCert, "app-cert", "", "App Certificate of the demo project (with --app-id)")
 			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project, certificates and the bus's storage")
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
+			registerMaxSessions(fs, &maxSessions)
+			fs.StringVar(&regionMap, "region-map", "", "file of \"CIDR REGION\" lines placing clients that name no region by their address (as stoa dispatch)")
 			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.BoolVar(&accept006, "accept-006", false, "let the demo project accept legacy 006 tokens (weaker than AccessToken2: docs/tokens.md)")
@@ -80,8 +87,16 @@ Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 			if err != nil {
 				return err
 			}
+			if err := checkMaxSessions(maxSessions); err != nil {
+				return err
+			}
+			rm, err := loadRegionMap(regionMap)
+			if err != nil {
+				return err
+			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
-				natsListen: natsListen, regions: layout, retain: retention, accept006: accept006, log: log})
+				natsListen: natsListen, regions: layout, maxSessions: maxSessions, regionMap: rm, retain: retention,
+				accept006: accept006, log: log})
 		},
 	}
 }
@@ -89,6 +104,8 @@ Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 type devOptions struct {
 	listen, appID, appCert, dataDir, natsListen string
 	regions                                     []devRegion
+	maxSessions                                 int
+	regionMap                                   *dispatch.RegionMap
 	retain                                      store.Retention
 	accept006                                   bool
 	log                                         *slog.Logger
@@ -226,9 +243,12 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	defer closeConsole()
-	// The dispatcher has its own cluster handle and credentials, as every node of a network.
+	// The dispatcher has its own cluster handle and credentials, as every node of a network. It serves every
+	// region, and knows its edges' capacity before their heartbeats show it.
+	dspCfg := node.DispatcherConfig{ID: devDispatcherID, Region: names[0], Regions: names, RegionMap: o.regionMap,
+		EdgeCapacity: o.maxSessions, Guard: devGuard(), Logger: o.log}
 	dcfg := cluster.Default()
-	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], names[1:], devDispatcherID, o.log
+	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], dspCfg.Followed(), devDispatcherID, o.log
 	dcfg.ProjectKeys, dcfg.ProjectOpenKey = projectKeys, openKey
 	if dcfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleDispatch, Regions: names[:1], ID: devDispatcherID}); err != nil {
 		ln.Close()
@@ -240,8 +260,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	defer dbus.Close()
-	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: dbus, ID: devDispatcherID, Region: names[0],
-		Regions: names, Guard: devGuard(), Logger: o.log})
+	dspCfg.Cluster = dbus
+	d, err := node.NewDispatcher(dspCfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -310,7 +330,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			goRun(func() error {
 				defer ec.Close()
 				return node.RunEdge(runCtx, node.EdgeConfig{Cluster: ec, ID: id, Region: region, Listener: eln,
-					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), Guard: devGuard(), Limits: devLimits(), Logger: o.log},
+					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), MaxSessions: o.maxSessions, Guard: devGuard(),
+					Limits: devLimits(), Logger: o.log},
 					func(e *edge.Server) { ready <- started{id, region, signal, e.RTCAddr().String()} })
 			})
 		}
