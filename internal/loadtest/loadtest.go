@@ -264,7 +264,7 @@ func (r *run) progressLine() string {
 		failed += c.Stats().DecryptFailed
 	}
 	r.mu.Unlock()
-	return fmt.Sprintf("received %d of %d sent (%.2f%%), latency p50 %.1f ms p99 %.1f ms, decrypt failures %d",
+	return fmt.Sprintf("received %d of %d expected (%.2f%%), latency p50 %.1f ms p99 %.1f ms, decrypt failures %d",
 		got, sent, pct, lat.P50, lat.P99, failed)
 }
 
