@@ -403,4 +403,6 @@ func (r *room) closeLinks() {
 var _ relay.Handler = (*roomLink)(nil)
 
 // String names a link in logs.
-func (l *roomLink) String() string { return fmt.Sprintf("link %s %s/%s", l.key, l.r.key.appID, l.r.key.channel) }
+func (l *roomLink) String() string {
+	return fmt.Sprintf("link %s %s/%s", l.key, l.r.key.appID, l.r.key.channel)
+}

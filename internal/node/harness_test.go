@@ -49,8 +49,8 @@ type testNet struct {
 	edgeMod func(*EdgeConfig)
 	// auth, if set, is the bus authority: the bus admits only nodes with its credentials, each node gets an
 	// identity for its role, and edges link through relay transports (newAuthNet).
-	auth *busauth.Authority
-	dspMod  func(*DispatcherConfig)
+	auth   *busauth.Authority
+	dspMod func(*DispatcherConfig)
 }
 
 type runningNode struct {
