@@ -263,9 +263,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	// The dispatcher has its own cluster handle and credentials, as every node of a network. It serves every
-	// region, and knows its edges' capacity before their heartbeats show it.
-	dspCfg := node.DispatcherConfig{ID: devDispatcherID, Region: names[0], Regions: names, RegionMap: o.regionMap,
-		EdgeCapacity: o.maxSessions, Guard: devGuard(), Logger: o.log}
+	// region.
+	dspCfg := node.DispatcherConfig{ID: devDispatcherID, Region: names[0], Regions: names, RegionMap: o.regionMap, Guard: devGuard(),
+		Logger: o.log}
 	dcfg := cluster.Default()
 	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], dspCfg.Followed(), devDispatcherID, o.log
 	dcfg.ProjectKeys, dcfg.ProjectOpenKey = projectKeys, openKey

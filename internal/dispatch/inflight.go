@@ -16,8 +16,8 @@ import (
 // that dispatch off (the client has joined, or gone elsewhere). Each dispatcher counts only its own clients; the
 // others' arrive with the heartbeats.
 //
-// A load counts in sessions, so an edge's capacity must be known: it is Sessions/Load of its heartbeat once it has
-// a session, else the smallest capacity seen among its region's edges, else Capacity. An edge of unknown capacity
+// A load counts in sessions, so an edge's capacity must be known: it is the capacity its heartbeat announces, else
+// Sessions/Load of its heartbeat once it has a session, else the smallest capacity seen among its region's edges, else Capacity. An edge of unknown capacity
 // is judged by its heartbeat alone.
 //
 // The zero value is ready to use. Its methods are safe for concurrent use.
@@ -129,8 +129,11 @@ func (e *inflightEdge) drop(old func(time.Time) bool) {
 	e.sent = e.sent[i:]
 }
 
-// capacity is the MaxSessions of c that its heartbeat reveals (Load = Sessions/MaxSessions), or 0.
+// capacity is the MaxSessions of c that its heartbeat announces or reveals (Load = Sessions/MaxSessions), or 0.
 func capacity(c Candidate) int {
+	if c.Capacity > 0 {
+		return c.Capacity
+	}
 	if c.Sessions <= 0 || c.Load <= 0 || c.Load >= 1 {
 		// A full edge reports load 1 whatever its excess: its capacity may be anything up to Sessions.
 		return 0

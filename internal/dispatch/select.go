@@ -15,6 +15,8 @@ type Candidate struct {
 	// clock): Inflight uses them.
 	Sessions int
 	Updated  time.Time
+	// Capacity is the edge's MaxSessions as its heartbeat announces it (0: not announced).
+	Capacity int
 	Draining bool
 }
 

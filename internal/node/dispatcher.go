@@ -31,9 +31,6 @@ type DispatcherConfig struct {
 	// RegionMap, if set, places clients that name no region by their address; the dispatcher then also schedules
 	// into every region it names (the Cluster must follow them, as it must follow Regions and Fallback).
 	RegionMap *dispatch.RegionMap
-	// EdgeCapacity is the MaxSessions assumed of an edge until its heartbeats reveal its own (its first session):
-	// stoa dev knows its edges'. 0: unknown, such an edge's load counts from its heartbeats alone.
-	EdgeCapacity int
 	// Fallback, if set, is the region to use when the client's region has no healthy edge (off by default:
 	// regional isolation).
 	Fallback string
@@ -81,7 +78,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	verifier := token.NewVerifier()
 	d := &Dispatcher{cfg: cfg, guard: g, key: priv, verifier: verifier,
-		inflight: &dispatch.Inflight{Capacity: cfg.EdgeCapacity}}
+		inflight: &dispatch.Inflight{}}
 	h := &dispatch.Handler{Verifier: verifier, Logger: cfg.Logger, Edges: d.schedule, RegionMap: cfg.RegionMap,
 		Signer: &dispatch.Signer{KID: cfg.ID, Key: priv}}
 	mux := http.NewServeMux()
@@ -191,7 +188,7 @@ func (d *Dispatcher) pick(region string, req dispatch.Request) []dispatch.Edge {
 	var cands []dispatch.Candidate
 	for _, e := range c.Edges(region) {
 		cands = append(cands, dispatch.Candidate{ID: e.ID, Region: e.Region, URL: e.URL, Load: e.Load,
-			Sessions: e.Sessions, Updated: e.Updated, Draining: e.Draining})
+			Sessions: e.Sessions, Updated: e.Updated, Capacity: e.Capacity, Draining: e.Draining})
 	}
 	var placed []string
 	for _, p := range c.ChannelEdges(region, req.AppID, req.Channel) {

@@ -114,7 +114,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 			// Only joined sessions are load: unjoined sockets cost little and are gone by the join deadline,
 			// while counting them would let anyone make the edge look full without a token.
 			n := e.Joined()
-			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n,
+			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n, Capacity: cfg.MaxSessions,
 				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining(),
 				Relay: relayAddr, Links: linkStatus(rt)}
 		})
