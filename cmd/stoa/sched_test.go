@@ -60,9 +60,11 @@ func TestDevRegionsAndCapacity(t *testing.T) {
 	d := startDev(t, "--regions", "eu:3,us:2", "--max-sessions", "2", "--region-map", regionMap)
 
 	loadtest := func(extra ...string) (res struct {
-		Subscribers int      `json:"subscribers"`
-		Edges       int      `json:"edges"`
-		Regions     []string `json:"regions"`
+		Subscribers    int      `json:"subscribers"`
+		Edges          int      `json:"edges"`
+		Regions        []string `json:"regions"`
+		FramesExpected int      `json:"frames_expected"`
+		FramesReceived int      `json:"frames_received"`
 	}) {
 		t.Helper()
 		args := append([]string{"loadtest", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--publishers", "0",
@@ -84,6 +86,13 @@ func TestDevRegionsAndCapacity(t *testing.T) {
 	}
 	if res := loadtest("--channel", "plain", "--subscribers", "1"); res.Edges != 1 || res.Regions == nil || len(res.Regions) != 0 {
 		t.Errorf("loadtest without --regions: %+v", res)
+	}
+
+	// A channel across both regions out of the box: the publisher in eu, subscribers in both regions, each on an
+	// edge of its own region; relay links carry every frame to every one.
+	if res := loadtest("--channel", "world", "--publishers", "1", "--subscribers", "4", "--regions", "eu,us",
+		"--duration", "2s"); res.Edges < 3 || res.FramesExpected == 0 || res.FramesReceived != res.FramesExpected {
+		t.Errorf("loadtest across regions: %+v, want every frame on at least 3 edges", res)
 	}
 
 	code, out, errOut := stoa(t, "join", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--channel", "j",
