@@ -31,6 +31,19 @@ func (n *testNet) joinedSeen(d *runningNode, total int) {
 	})
 }
 
+// placed waits until dispatcher d sees that edge holds channel.
+func (n *testNet) placed(d *runningNode, channel, edge string) {
+	n.t.Helper()
+	eventually(n.t, 20*time.Second, func() error {
+		for _, p := range d.cl.ChannelEdges(d.region, testApp, channel) {
+			if p.EdgeID == edge {
+				return nil
+			}
+		}
+		return fmt.Errorf("dispatcher %s does not see %s on %s yet", d.id, channel, edge)
+	})
+}
+
 // edge returns the running edge id.
 func (n *testNet) edge(id string) *runningNode {
 	n.mu.Lock()
@@ -93,6 +106,7 @@ func TestCascadeFailoverDifferentBackups(t *testing.T) {
 	d := n.addDispatcher("eu", "d-eu")
 	p := n.newParty("split")
 	first := p.join(d, "alice", "", true)
+	n.placed(d, "split", first.Edge().ID)
 	n.addEdge("eu", "eu-c")
 	n.addEdge("eu", "eu-d")
 	second := p.join(d, "bob", "", true)
