@@ -13,6 +13,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/relay"
+	"github.com/stoa-rtc/stoa/sdk"
 )
 
 // joinedSeen waits until the dispatcher d lists total joined sessions in its region: its next answer accounts
@@ -281,3 +282,70 @@ func (nopHandler) RTP(string, []byte)        {}
 func (nopHandler) Data(string, []byte)       {}
 func (nopHandler) KeyframeRequest(string)    {}
 func (nopHandler) Closed(error)              {}
+
+// Participants of other edges appear as local ones do: bob, on another edge than alice, is told she joined and
+// published, receives her data messages, and is told when she leaves.
+func TestCascadeEventsAndData(t *testing.T) {
+	n := newAuthNet(t)
+	n.edgeMod = func(c *EdgeConfig) { c.MaxSessions = 1 } // one participant per edge
+	n.addEdge("eu", "eu-a")
+	n.addEdge("eu", "eu-b")
+	d := n.addDispatcher("eu", "d-eu")
+	p := n.newParty("events")
+	alice := p.join(d, "alice", "", false)
+	n.joinedSeen(d, 1)
+	bob := p.join(d, "bob", "", false)
+	if alice.Edge().ID == bob.Edge().ID {
+		t.Fatalf("both on %s", bob.Edge().ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	waitEvent := func(what string, match func(sdkEvent any) bool) {
+		t.Helper()
+		for {
+			select {
+			case ev := <-bob.Events():
+				if match(ev) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("bob never saw %s", what)
+			}
+		}
+	}
+	waitEvent("alice join", func(ev any) bool {
+		j, ok := ev.(sdk.ParticipantJoined)
+		return ok && j.Participant.UID == "alice"
+	})
+	dt, err := alice.PublishData(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent("alice's data track", func(ev any) bool {
+		j, ok := ev.(sdk.TrackPublished)
+		return ok && j.Track.UID == "alice" && j.Track.Kind == sdk.KindData
+	})
+	// Data messages are not retransmitted to subscribers that were not ready: send until one arrives.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for got := false; !got; {
+		if err := dt.Send([]byte("hello over the link")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-bob.Data():
+			if string(m.Data) != "hello over the link" || m.UID != "alice" {
+				t.Fatalf("bob got %q from %q", m.Data, m.UID)
+			}
+			got = true
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("no data message reached bob")
+		}
+	}
+	p.drop("alice")
+	waitEvent("alice leave", func(ev any) bool {
+		l, ok := ev.(sdk.ParticipantLeft)
+		return ok && l.UID == "alice"
+	})
+}
