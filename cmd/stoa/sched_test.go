@@ -60,11 +60,9 @@ func TestDevRegionsAndCapacity(t *testing.T) {
 	d := startDev(t, "--regions", "eu:3,us:2", "--max-sessions", "2", "--region-map", regionMap)
 
 	loadtest := func(extra ...string) (res struct {
-		Subscribers    int      `json:"subscribers"`
-		Edges          int      `json:"edges"`
-		Regions        []string `json:"regions"`
-		FramesExpected int      `json:"frames_expected"`
-		FramesReceived int      `json:"frames_received"`
+		Subscribers int      `json:"subscribers"`
+		Edges       int      `json:"edges"`
+		Regions     []string `json:"regions"`
 	}) {
 		t.Helper()
 		args := append([]string{"loadtest", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--publishers", "0",
@@ -86,13 +84,6 @@ func TestDevRegionsAndCapacity(t *testing.T) {
 	}
 	if res := loadtest("--channel", "plain", "--subscribers", "1"); res.Edges != 1 || res.Regions == nil || len(res.Regions) != 0 {
 		t.Errorf("loadtest without --regions: %+v", res)
-	}
-
-	// A channel across both regions out of the box: the publisher in eu, subscribers in both regions, each on an
-	// edge of its own region; relay links carry every frame to every one.
-	if res := loadtest("--channel", "world", "--publishers", "1", "--subscribers", "4", "--regions", "eu,us",
-		"--duration", "2s"); res.Edges < 3 || res.FramesExpected == 0 || res.FramesReceived != res.FramesExpected {
-		t.Errorf("loadtest across regions: %+v, want every frame on at least 3 edges", res)
 	}
 
 	code, out, errOut := stoa(t, "join", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert, "--channel", "j",
@@ -126,5 +117,35 @@ func TestDevRegionsAndCapacity(t *testing.T) {
 	}
 	if got := regionFrom("127.0.0.1"); got != "eu" {
 		t.Errorf("from 127.0.0.1: region %q, want eu", got)
+	}
+}
+
+// stoa dev --regions eu:2,us:2 runs channels that span both regions out of the box: a publisher in eu and
+// subscribers in both regions, each on an edge of its own region, receive every frame — audio, video that starts
+// at keyframes requested across the relay links, and data messages.
+func TestDevChannelAcrossRegions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a network")
+	}
+	d := startDev(t, "--regions", "eu:2,us:2", "--max-sessions", "2")
+	code, out, errOut := stoa(t, "loadtest", "--url", d.url, "--app-id", d.appID, "--app-cert", d.appCert,
+		"--channel", "world", "--publishers", "1", "--subscribers", "5", "--regions", "eu,us",
+		"--audio", "--video", "--data", "--duration", "2s", "--json")
+	if code != 0 {
+		t.Fatalf("loadtest: %d %s", code, errOut)
+	}
+	var res struct {
+		Edges          int      `json:"edges"`
+		Regions        []string `json:"regions"`
+		FramesExpected int      `json:"frames_expected"`
+		FramesReceived int      `json:"frames_received"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("loadtest printed %q: %v", out, err)
+	}
+	t.Logf("%+v", res)
+	if res.Edges < 3 || !slices.Equal(res.Regions, []string{"eu", "us"}) || res.FramesExpected == 0 ||
+		res.FramesReceived != res.FramesExpected {
+		t.Errorf("loadtest across regions: %+v, want every frame, on at least 3 edges", res)
 	}
 }
