@@ -30,6 +30,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
 	"github.com/stoa-rtc/stoa/internal/store"
+	"github.com/stoa-rtc/stoa/web"
 )
 
 func devCommand() *command {
@@ -296,6 +297,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())
 	mux.Handle("/", cons.Handler()) // the console's API and web UI
+	// The JavaScript SDK (/sdk/stoa.js) and the demo app (/demo/), served from the binary: no npm step.
+	mux.Handle("/sdk/", web.Handler())
+	mux.Handle("/demo/", web.Handler())
 	srv := devLimits().Server(mux, slog.NewLogLogger(o.log.Handler(), slog.LevelDebug))
 
 	runCtx, stop := context.WithCancel(ctx)
