@@ -17,7 +17,7 @@ import (
 var files embed.FS
 
 // sdkModules are the SDK's modules in dependency order; Bundle concatenates them into /sdk/stoa.js.
-var sdkModules = []string{"sframe.js", "media.js"}
+var sdkModules = []string{"sframe.js", "media.js", "e2ee.js", "client.js"}
 
 // siblingImport is the only import form the SDK's modules use: one line importing names from a sibling module,
 // which the bundle already holds.

@@ -300,6 +300,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	// The JavaScript SDK (/sdk/stoa.js) and the demo app (/demo/), served from the binary: no npm step.
 	mux.Handle("/sdk/", web.Handler())
 	mux.Handle("/demo/", web.Handler())
+	mux.Handle("GET /demo/token", demoToken(proj)) // dev only: tokens of the demo project for this machine
 	srv := devLimits().Server(mux, slog.NewLogLogger(o.log.Handler(), slog.LevelDebug))
 
 	runCtx, stop := context.WithCancel(ctx)
