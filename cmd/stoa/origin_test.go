@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,35 @@ func TestAllowOriginFlag(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, "--allow-origin") {
 			t.Errorf("stoa %s --allow-origin app.example.com: exit %d, %s", role, code, errOut)
 		}
+	}
+}
+
+// TestDemoToken: dev's demo token endpoint signs tokens of the demo project for loopback clients only.
+func TestDemoToken(t *testing.T) {
+	proj := devProject{AppID: strings.Repeat("a", 32), AppCert: strings.Repeat("b", 32)}
+	h := demoToken(proj)
+	get := func(remote, query string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/demo/token?"+query, nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := get("127.0.0.1:5000", "channel=demo&uid=ada")
+	var got struct{ AppID, Token string }
+	json.NewDecoder(w.Body).Decode(&got)
+	if w.Code != http.StatusOK {
+		t.Fatalf("loopback: %d", w.Code)
+	}
+	v := token.NewVerifier()
+	v.SetCertificates(proj.AppID, proj.AppCert)
+	if _, err := v.Verify(got.Token, token.Expect{AppID: proj.AppID, Channel: "demo", UID: "ada"}); err != nil {
+		t.Errorf("the demo token does not verify: %v", err)
+	}
+	if w := get("192.0.2.1:5000", "channel=demo&uid=ada"); w.Code != http.StatusForbidden {
+		t.Errorf("another machine: %d", w.Code)
+	}
+	if w := get("[::1]:5000", "channel=&uid=ada"); w.Code != http.StatusBadRequest {
+		t.Errorf("empty channel: %d", w.Code)
 	}
 }
