@@ -7,7 +7,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,41 +16,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/stoa-rtc/stoa/internal/browsertest"
 )
-
-// chromium finds a Chromium to drive: Debian's chromium (installed by .ci/run) or another Chrome on PATH.
-// With STOA_TEST_BROWSER set, a missing browser fails the test instead of skipping it.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("STOA_TEST_BROWSER") != "" {
-		t.Fatal("STOA_TEST_BROWSER is set but no chromium is installed (apt-get install chromium)")
-	}
-	t.Skip("no chromium installed; bash .ci/run installs Debian's chromium")
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile, without the background services that would try to
-// reach the internet, and returns a context that drives one tab.
-func browser(t *testing.T) context.Context {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1366, 900),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	// The first run starts the browser, which lives as long as its context: that one has no deadline; each
-	// step of a test gets its own.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium(t), err)
-	}
-	return ctx
-}
 
 // TestBrowserConsole drives the console's web UI in headless Chromium against stoa dev: sign up, create a
 // project, run a short call with the SDK using its credentials, find the call's join events on the logs page
@@ -60,7 +26,7 @@ func TestBrowserConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a network and a browser")
 	}
-	ctx := browser(t)
+	ctx := browsertest.Start(t)
 	d := startDev(t, "--data", t.TempDir())
 	shots := os.Getenv("STOA_TEST_SCREENSHOTS") // a directory for PNGs of each page, to look at the UI
 	do := func(name string, actions ...chromedp.Action[chromedp.Void]) {

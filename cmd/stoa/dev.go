@@ -30,12 +30,13 @@ import (
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
 	"github.com/stoa-rtc/stoa/internal/store"
+	"github.com/stoa-rtc/stoa/web"
 )
 
 func devCommand() *command {
 	var (
 		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
-		regionMap                                                      string
+		regionMap, allowOrigin                                         string
 		maxSessions                                                    int
 		retain                                                         retentionFlags
 		accept006                                                      bool
@@ -45,6 +46,7 @@ func devCommand() *command {
 		summary: "run a whole Stoa network on this machine, with zero configuration",
 		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
          [--max-sessions N] [--region-map FILE] [--nats-listen 127.0.0.1:PORT] [--accept-006]
+         [--allow-origin ORIGIN,...]
 
 Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
 more regions (each with its own signaling URL and media port), the console and a demo project. The project's
@@ -59,7 +61,9 @@ and STOA_APP_CERT for a shell. Listening off loopback serves HTTPS/WSS with a se
 DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given. The dispatcher serves every
 region of --regions: a client that names one gets its edges; one that names none goes to the first region,
 or to the region of its address with --region-map (as stoa dispatch). Ctrl-C drains and stops; a second
-Ctrl-C exits at once.`,
+Pages of the entry point's own origin (the demo at /demo/, the JavaScript SDK at /sdk/stoa.js) and of the
+--allow-origin origins may call the dispatcher and open the edges' WebSockets. Ctrl-C drains and stops; a
+second Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
 			fs.StringVar(&appID, "app-id", "", "App ID of the demo project (default: generated, kept in --data)")
@@ -71,6 +75,7 @@ Ctrl-C exits at once.`,
 			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.BoolVar(&accept006, "accept-006", false, "let the demo project accept legacy 006 tokens (weaker than AccessToken2: docs/tokens.md)")
+			fs.StringVar(&allowOrigin, "allow-origin", "", "further browser origins (scheme://host[:port], comma-separated) whose pages may use this network, besides its own")
 			retain.register(fs)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -99,9 +104,13 @@ Ctrl-C exits at once.`,
 			if err != nil {
 				return err
 			}
+			origins, err := dispatch.ParseOrigins(allowOrigin)
+			if err != nil {
+				return usagef("--allow-origin: %v", err)
+			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
 				natsListen: natsListen, regions: layout, maxSessions: maxSessions, regionMap: rm, retain: retention,
-				accept006: accept006, log: log})
+				accept006: accept006, origins: origins, log: log})
 		},
 	}
 }
@@ -113,6 +122,7 @@ type devOptions struct {
 	regionMap                                   *dispatch.RegionMap
 	retain                                      store.Retention
 	accept006                                   bool
+	origins                                     dispatch.Origins // --allow-origin, besides dev's own
 	log                                         *slog.Logger
 }
 
@@ -264,8 +274,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	}
 	// The dispatcher has its own cluster handle and credentials, as every node of a network. It serves every
 	// region.
+	origins := append(ownOrigins(scheme, ln), o.origins...)
 	dspCfg := node.DispatcherConfig{ID: devDispatcherID, Region: names[0], Regions: names, RegionMap: o.regionMap, Guard: devGuard(),
-		Logger: o.log}
+		AllowedOrigins: origins, Logger: o.log}
 	dcfg := cluster.Default()
 	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], dspCfg.Followed(), devDispatcherID, o.log
 	dcfg.ProjectKeys, dcfg.ProjectOpenKey = projectKeys, openKey
@@ -286,6 +297,10 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	mux.Handle("/v1/dispatch", d.Handler())
 	mux.Handle("/healthz", d.Handler())
 	mux.Handle("/", cons.Handler()) // the console's API and web UI
+	// The JavaScript SDK (/sdk/stoa.js) and the demo app (/demo/), served from the binary: no npm step.
+	mux.Handle("/sdk/", web.Handler())
+	mux.Handle("/demo/", web.Handler())
+	mux.Handle("GET /demo/token", demoToken(proj)) // dev only: tokens of the demo project for this machine
 	srv := devLimits().Server(mux, slog.NewLogLogger(o.log.Handler(), slog.LevelDebug))
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -347,7 +362,7 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 				defer ec.Close()
 				return node.RunEdge(runCtx, node.EdgeConfig{Cluster: ec, ID: id, Region: region, Listener: eln,
 					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), MaxSessions: o.maxSessions, Guard: devGuard(),
-					Limits: devLimits(), Logger: o.log},
+					Limits: devLimits(), AllowedOrigins: origins, Logger: o.log},
 					func(e *edge.Server) { ready <- started{id, region, signal, e.RTCAddr().String()} })
 			})
 		}
@@ -426,6 +441,17 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	o.log.Info("stopping")
 	wg.Wait()
 	return firstError(errs, nil)
+}
+
+// ownOrigins are the browser origins of dev's entry point: its URL, and the same port on localhost when it listens
+// on loopback (a browser may be pointed at either).
+func ownOrigins(scheme string, ln net.Listener) dispatch.Origins {
+	addr := publicAddr(ln)
+	out := dispatch.Origins{scheme + "://" + addr}
+	if host, port, _ := net.SplitHostPort(addr); net.ParseIP(host).IsLoopback() {
+		out = append(out, scheme+"://"+net.JoinHostPort("localhost", port))
+	}
+	return out
 }
 
 // devDispatcherID is the id of stoa dev's dispatcher.

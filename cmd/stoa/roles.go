@@ -19,6 +19,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/busauth"
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/connlimit"
+	"github.com/stoa-rtc/stoa/internal/dispatch"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
@@ -260,6 +261,7 @@ func edgeCommand() *command {
 		joinTimeout  time.Duration
 		relayAddr    string
 		maxSessions  int
+		allowOrigin  string
 	)
 	return &command{
 		name:    "edge",
@@ -280,10 +282,15 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 			fs.DurationVar(&joinTimeout, "join-timeout", edge.Default().JoinTimeout, "time a signaling connection has to join before it is closed, 1s..1m")
 			fs.StringVar(&relayAddr, "relay-addr", "", "UDP address for relay links to the other edges of a channel (default: the media IP, a free port); links need --nats-creds naming this edge")
 			registerMaxSessions(fs, &maxSessions)
+			fs.StringVar(&allowOrigin, "allow-origin", "*", "browser origins (scheme://host[:port], comma-separated; \"*\": any, tokens authorize) whose pages may open signaling WebSockets")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
 				return err
+			}
+			origins, err := dispatch.ParseOrigins(allowOrigin)
+			if err != nil {
+				return usagef("edge: --allow-origin: %v", err)
 			}
 			if qualityEvery < time.Second || qualityEvery > 5*time.Minute {
 				return usagef("edge: --quality-interval must be 1s..5m, not %s", qualityEvery)
@@ -316,7 +323,8 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
 				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery,
-				Limits: rf.limits, JoinTimeout: joinTimeout, RelayAddr: relayAddr, MaxSessions: maxSessions},
+				Limits: rf.limits, JoinTimeout: joinTimeout, RelayAddr: relayAddr, MaxSessions: maxSessions,
+				AllowedOrigins: nonNil(origins)},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})
@@ -326,8 +334,8 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 
 func dispatchCommand() *command {
 	var (
-		rf                  roleFlags
-		fallback, regionMap string
+		rf                               roleFlags
+		fallback, regionMap, allowOrigin string
 	)
 	return &command{
 		name:    "dispatch",
@@ -343,6 +351,7 @@ Dispatchers are stateless: run several per region. Prints a line with "ready" on
 		flags: func(fs *flag.FlagSet) {
 			rf.register(fs, "dispatch")
 			fs.StringVar(&fallback, "fallback-region", "", "region to use when this one has no healthy edge (default: none)")
+			fs.StringVar(&allowOrigin, "allow-origin", "", "browser origins (scheme://host[:port], comma-separated, \"*\": any) whose pages may call /v1/dispatch (CORS; default: none)")
 			fs.StringVar(&regionMap, "region-map", "", "file of \"CIDR REGION\" lines placing clients that name no region by their address (docs/deploy.md)")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -353,7 +362,11 @@ Dispatchers are stateless: run several per region. Prints a line with "ready" on
 			if err != nil {
 				return err
 			}
-			cfg := node.DispatcherConfig{Region: rf.region, Fallback: fallback, RegionMap: rm}
+			origins, err := dispatch.ParseOrigins(allowOrigin)
+			if err != nil {
+				return usagef("dispatch: --allow-origin: %v", err)
+			}
+			cfg := node.DispatcherConfig{Region: rf.region, Fallback: fallback, RegionMap: rm, AllowedOrigins: origins}
 			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch", cfg.Followed()...)
 			if err != nil {
 				return err
@@ -379,6 +392,15 @@ Dispatchers are stateless: run several per region. Prints a line with "ready" on
 			return err
 		},
 	}
+}
+
+// nonNil returns o, or an empty list for nil: an edge given no --allow-origin at all allows no other origin,
+// whereas edge.Config reads nil as its default, any origin.
+func nonNil(o dispatch.Origins) []string {
+	if o == nil {
+		return []string{}
+	}
+	return o
 }
 
 // parseProjectKeys reads --project-keys: Ed25519 public keys in hex, comma-separated.

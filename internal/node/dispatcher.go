@@ -38,8 +38,10 @@ type DispatcherConfig struct {
 	Listener net.Listener
 	// Limits sets the HTTP server's timeouts.
 	Limits connlimit.Config
-	Guard  guard.Config
-	Logger *slog.Logger
+	// AllowedOrigins are the browser origins whose pages may call /v1/dispatch (CORS); none by default.
+	AllowedOrigins dispatch.Origins
+	Guard          guard.Config
+	Logger         *slog.Logger
 }
 
 // Followed returns the regions other than its own that the dispatcher may schedule into (Regions, Fallback and
@@ -82,7 +84,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	h := &dispatch.Handler{Verifier: verifier, Logger: cfg.Logger, Edges: d.schedule, RegionMap: cfg.RegionMap,
 		Signer: &dispatch.Signer{KID: cfg.ID, Key: priv}}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/dispatch", g.Middleware(guard.Dispatch, h))
+	// CORS outside the guard, so that browsers can read its refusals (429) too.
+	mux.Handle("/v1/dispatch", dispatch.CORS(cfg.AllowedOrigins, g.Middleware(guard.Dispatch, h)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}`))

@@ -41,6 +41,9 @@ type EdgeConfig struct {
 	MaxSessions int
 	// QualityInterval is how often each session publishes a "quality" event (0: edge.Default's, 10 s).
 	QualityInterval time.Duration
+	// AllowedOrigins are the browser origins whose pages may open signaling WebSockets (see edge.Config; nil:
+	// any, tokens authorize).
+	AllowedOrigins []string
 	// Guard configures DoS protection; its Store is the cluster.
 	Guard  guard.Config
 	Logger *slog.Logger
@@ -86,7 +89,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	},
 		ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
 		Verifier: verifier, Tickets: keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
-		JoinTimeout: cfg.JoinTimeout, ConnLimits: cfg.Limits,
+		JoinTimeout: cfg.JoinTimeout, ConnLimits: cfg.Limits, AllowedOrigins: cfg.AllowedOrigins,
 		// Every edge event, quality reports included, goes to the cluster's event stream for the console.
 		Events: func(ev edge.Event) { c.PublishEvent(context.Background(), cfg.Region, string(ev.Type), ev) }})
 	if err != nil {
