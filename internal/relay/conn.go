@@ -38,6 +38,10 @@ const (
 	// mediaQueue and resendQueue bound the media datagrams waiting to be handed to QUIC, first transmissions
 	// and retransmissions; beyond them packets are dropped, as a full router queue would.
 	mediaQueue, resendQueue = 512, 256
+	// maxQueueDelay is how long a media datagram may wait for QUIC (whose congestion control may hold it
+	// back): one that waited longer is dropped, since late media is useless and the queue must not grow into
+	// seconds of delay.
+	maxQueueDelay = 150 * time.Millisecond
 )
 
 // errConnGone is a connection that closed, or began to, between its lookup and its use.
@@ -75,6 +79,7 @@ type conn struct {
 type dgramJob struct {
 	out    *OutTrack
 	seq    uint64
+	queued time.Time
 	resend bool
 }
 
@@ -314,9 +319,13 @@ func (c *conn) sendDatagrams() {
 				return
 			}
 		}
+		l := j.out.l
+		if time.Since(j.queued) > maxQueueDelay {
+			l.drop(dropQueue)
+			continue
+		}
 		var n int
 		buf, n = j.out.datagram(buf[:0], j.seq)
-		l := j.out.l
 		if n == 0 {
 			l.drop(dropQueue) // overwritten before its turn
 			continue

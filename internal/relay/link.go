@@ -566,7 +566,7 @@ func (o *OutTrack) WriteRTP(pkt []byte) {
 	seq := o.ring.push(pkt)
 	o.mu.Unlock()
 	select {
-	case o.l.c.media <- dgramJob{out: o, seq: seq}:
+	case o.l.c.media <- dgramJob{out: o, seq: seq, queued: time.Now()}:
 	default:
 		o.l.drop(dropQueue)
 	}
@@ -580,29 +580,34 @@ func (o *OutTrack) datagram(dst []byte, seq uint64) ([]byte, int) {
 	if o.closed {
 		return dst, 0
 	}
-	p := o.ring.get(seq)
-	if p == nil {
+	s := o.ring.get(seq)
+	if s == nil {
 		return dst, 0
 	}
+	s.sent = true
 	dst = appendDatagramHeader(dst, o.l.id, o.num, uint16(seq))
-	return append(dst, p...), len(p)
+	return append(dst, s.pkt...), len(s.pkt)
 }
 
-// retransmit queues the packets the peer asks for again, those still in the buffer.
+// retransmit queues the packets the peer asks for again: those still in the buffer that went out before (one
+// this end dropped went nowhere because the connection was congested, and sending it late would add to that).
 func (o *OutTrack) retransmit(seqs []uint16) {
 	for _, s := range seqs {
 		o.mu.Lock()
 		seq, ok := uint64(0), false
 		if !o.closed {
 			seq, ok = o.ring.lookup(s)
-			ok = ok && o.ring.get(seq) != nil
+			if ok {
+				slot := o.ring.get(seq)
+				ok = slot != nil && slot.sent
+			}
 		}
 		o.mu.Unlock()
 		if !ok {
 			continue
 		}
 		select {
-		case o.l.c.resend <- dgramJob{out: o, seq: seq, resend: true}:
+		case o.l.c.resend <- dgramJob{out: o, seq: seq, queued: time.Now(), resend: true}:
 		default:
 			o.l.drop(dropQueue)
 		}

@@ -32,8 +32,9 @@ type sendRing struct {
 }
 
 type ringSlot struct {
-	tag uint64 // extended sequence number + 1; 0 for an empty slot
-	pkt []byte
+	tag  uint64 // extended sequence number + 1; 0 for an empty slot
+	pkt  []byte
+	sent bool // handed to QUIC at least once: a packet dropped before is not worth sending late
 }
 
 func newSendRing(size int, start uint64) *sendRing {
@@ -44,18 +45,19 @@ func newSendRing(size int, start uint64) *sendRing {
 func (r *sendRing) push(pkt []byte) uint64 {
 	seq := r.next
 	s := &r.slots[seq%uint64(len(r.slots))]
-	s.tag, s.pkt = seq+1, append(s.pkt[:0], pkt...)
+	s.tag, s.pkt, s.sent = seq+1, append(s.pkt[:0], pkt...), false
 	r.next++
 	return seq
 }
 
-// get returns the packet with extended sequence number seq, or nil if it has been overwritten or not sent.
-func (r *sendRing) get(seq uint64) []byte {
+// get returns the slot of the packet with extended sequence number seq, or nil if it has been overwritten or
+// was never pushed.
+func (r *sendRing) get(seq uint64) *ringSlot {
 	s := &r.slots[seq%uint64(len(r.slots))]
 	if s.tag != seq+1 {
 		return nil
 	}
-	return s.pkt
+	return s
 }
 
 // lookup extends a wire sequence number to the most recent packet that has it.
