@@ -385,6 +385,9 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, err
 	}
 	t := frameType(tb)
+	if _, ok := frameNames[t]; !ok {
+		return frame{}, fmt.Errorf("%w: unknown %s", errMalformed, t) // without waiting for a body
+	}
 	// The length: at most three bytes (maxFrameBody < 1<<21), in shortest form as parseFrame requires.
 	var lb [3]byte
 	ln := 0
