@@ -59,7 +59,7 @@ func TestWAN(t *testing.T) {
 		noRecovery bool
 	}{{"recovery", false}, {"no recovery", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runWAN(t, imp, tc.noRecovery)
+			res := runWAN(t, imp, tc.noRecovery, 2600)
 			t.Logf("%s: %d/%d packets delivered (%.2f%%); one-way latency p50 %s, p99 %s, max %s (the path adds 40±10 ms); "+
 				"sender: %d retransmitted, %d dropped; receiver: %d recovered, %d lost, loss on first arrival %.2f%%, RTT %s",
 				tc.name, res.delivered, res.sent, 100*res.ratio(), res.p50, res.p99, res.max, res.sender.Retransmitted,
@@ -89,8 +89,9 @@ type wanResult struct {
 
 func (r wanResult) ratio() float64 { return float64(r.delivered) / float64(r.sent) }
 
-// runWAN sends the stream from A to B through an impaired path and measures what B's handler gets.
-func runWAN(t *testing.T, imp impairment, noRecovery bool) wanResult {
+// runWAN sends the stream from A to B through an impaired path and measures what B's handler gets; frameBytes
+// is the size of a video P frame (keyframes are 15000 bytes).
+func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanResult {
 	n := newNetwork(t)
 	opt := func(c *Config) { c.NoRecovery = noRecovery }
 	a, b := n.transport(t, "eu", "e1", opt), n.transport(t, "us", "e2", opt)
@@ -147,7 +148,7 @@ func runWAN(t *testing.T, imp impairment, noRecovery bool) wanResult {
 		case <-audioTick.C:
 			send(audio, &seqA, 160)
 		case <-videoTick.C:
-			size := 2600 // a P frame: three packets
+			size := frameBytes
 			if frame%60 == 0 {
 				size = 15000 // a keyframe: fourteen packets
 			}
