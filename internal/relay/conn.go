@@ -331,7 +331,8 @@ func (c *conn) sendDatagrams() {
 			continue
 		}
 		if err := c.qc.SendDatagram(buf); err != nil {
-			if errors.Is(err, &quic.DatagramTooLargeError{}) {
+			var tooLarge *quic.DatagramTooLargeError
+			if errors.As(err, &tooLarge) {
 				l.drop(dropSize)
 				continue
 			}
@@ -346,7 +347,7 @@ func (c *conn) readCtrl() {
 	for {
 		f, err := c.ctrlR.next()
 		if err != nil {
-			if c.qc.Context().Err() == nil {
+			if c.qc.Context().Err() == nil && !connErr(err) {
 				c.close(codeProtocol, fmt.Errorf("relay: %s: connection stream: %w", c.key, err))
 			}
 			return

@@ -44,10 +44,11 @@
 // retransmissions first. Media that cannot be sent is dropped and counted (Stats.Dropped,
 // stoa_relay_dropped_total{reason}): when the queue is full (512 first transmissions, 256 retransmissions per
 // connection), when a packet waited more than 150 ms for QUIC's congestion control, and when a packet does not
-// fit in a datagram. RTP packets up to 1200 bytes (what WebRTC stacks send) always fit: quic-go starts with
-// 1280-byte packets, which leave about 1230 bytes for an RTP packet, and path MTU discovery raises that to about
-// 1400 on paths that allow it; WriteRTP refuses packets over 1400 bytes outright. Datagrams of unknown links or
-// tracks (the publish frame may arrive after the first packets) are dropped.
+// fit in a datagram. quic-go starts with 1280-byte packets (1200 on a path that refuses those), which leave 1235
+// bytes for an RTP packet (1155), enough for what WebRTC stacks send (at most about 1200 bytes); path MTU
+// discovery raises the limit to about 1400 bytes where the path allows. WriteRTP refuses packets over 1400 bytes
+// outright. Datagrams of unknown links or tracks (the publish frame may arrive after the first packets) are
+// dropped; the receiver expects every track from sequence number 0, so it asks for those again.
 //
 // # Loss recovery
 //

@@ -399,3 +399,35 @@ func TestOpenValidates(t *testing.T) {
 		t.Error("New accepted credentials of another edge")
 	}
 }
+
+// TestDatagramSize: before path MTU discovery (here: without it) an RTP packet of 1200 bytes fits in a datagram
+// and one of 1300 does not: it is dropped and counted.
+func TestDatagramSize(t *testing.T) {
+	t.Cleanup(clustertest.Goroutines(t))
+	n := newNetwork(t)
+	a, b := n.transport(t, "eu", "e1"), n.transport(t, "eu", "e2")
+	a.qconf.DisablePathMTUDiscovery = true // read by the dial that Open starts
+	la := open(t, a, b.peer(), newRecorder())
+	rec := b.next(t).rec
+	out, err := la.Publish(TrackInfo{ID: "v", UID: "u", Kind: "video"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.waitEvents(t, "published v u video")
+	out.WriteRTP(rtpPacket(0, 1300))
+	out.WriteRTP(rtpPacket(1, 1200))
+	out.WriteRTP(rtpPacket(2, maxRTPPacket+1))
+	eventually(t, 10*time.Second, func() error {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if rec.rtp["v"][1] != 1 || testutil.ToFloat64(a.m.dropped.WithLabelValues("eu/e2", dropSize)) != 2 {
+			return fmt.Errorf("delivered %v, dropped %v", rec.rtp["v"], la.Stats().Dropped)
+		}
+		return nil
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.rtp["v"][0] != 0 {
+		t.Error("a packet larger than a datagram arrived")
+	}
+}
