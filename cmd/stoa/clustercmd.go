@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"text/tabwriter"
@@ -65,7 +66,7 @@ func clusterCommand() *command {
 		subcommands: []*command{
 			{
 				name:    "status",
-				summary: "show regions, edges, their load and state, and blocked addresses",
+				summary: "show regions, edges, their load and state, channels with their edges and relay links, and blocked addresses",
 				usage:   "stoa cluster status --nats URL [--regions eu,us] [--json]",
 				flags: func(fs *flag.FlagSet) {
 					cf.register(fs)
@@ -81,8 +82,9 @@ func clusterCommand() *command {
 					}
 					defer c.Close()
 					type regionStatus struct {
-						Region string             `json:"region"`
-						Edges  []cluster.EdgeInfo `json:"edges"`
+						Region   string              `json:"region"`
+						Edges    []cluster.EdgeInfo  `json:"edges"`
+						Channels []cluster.Placement `json:"channels"`
 					}
 					var st []regionStatus
 					for _, r := range regions {
@@ -90,7 +92,7 @@ func clusterCommand() *command {
 						if len(edges) == 0 && cf.regions == "" && r == "local" {
 							continue // the placeholder region of this command's own connection
 						}
-						st = append(st, regionStatus{Region: r, Edges: edges})
+						st = append(st, regionStatus{Region: r, Edges: edges, Channels: c.Placements(r)})
 					}
 					if jsonOut {
 						enc := json.NewEncoder(env.stdout)
@@ -115,6 +117,9 @@ func clusterCommand() *command {
 						}
 					}
 					w.Flush()
+					for _, r := range st {
+						printChannels(env.stdout, r.Channels, r.Edges)
+					}
 					if bs := c.Blocks(); len(bs) > 0 {
 						fmt.Fprintf(env.stdout, "\nblocked in %s:\n", regions[0])
 						for _, b := range bs {
@@ -190,5 +195,31 @@ func clusterCommand() *command {
 				},
 			},
 		},
+	}
+}
+
+// printChannels lists a region's channels with the edges holding each and, per edge, its relay links for the
+// channel with their round trip, loss and bitrate.
+func printChannels(out io.Writer, placements []cluster.Placement, edges []cluster.EdgeInfo) {
+	type chKey struct{ app, channel string }
+	var order []chKey
+	holders := map[chKey][]string{}
+	for _, p := range placements {
+		k := chKey{p.AppID, p.Channel}
+		if holders[k] == nil {
+			order = append(order, k)
+		}
+		holders[k] = append(holders[k], p.EdgeID)
+	}
+	for _, k := range order {
+		fmt.Fprintf(out, "\nchannel %s/%s in %s: edges %s\n", k.app, k.channel, placements[0].Region, strings.Join(holders[k], ", "))
+		for _, e := range edges {
+			for _, l := range e.Links {
+				if l.AppID == k.app && l.Channel == k.channel {
+					fmt.Fprintf(out, "  link %s ↔ %s: rtt %.1f ms, loss %.2f%%, in %.0f kbps, out %.0f kbps\n",
+						e.ID, l.Peer, l.RTTMs, 100*l.Loss, l.KbpsIn, l.KbpsOut)
+				}
+			}
+		}
 	}
 }

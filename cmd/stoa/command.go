@@ -106,9 +106,14 @@ func (c *command) dispatch(ctx context.Context, path, args []string, stdout, std
 		}
 		return c.run(ctx, args, &cmdEnv{fs: fs, stdout: stdout, stderr: stderr})
 	}
+	// Errors name the command below the root ("token: "): execute prefixes them with "stoa: ".
+	where := ""
+	if len(path) > 1 {
+		where = strings.Join(path[1:], " ") + ": "
+	}
 	if len(args) == 0 {
 		c.printList(stderr, full)
-		return usagef("%s: missing command", full)
+		return usagef("%smissing command: give one of those listed above", where)
 	}
 	name := args[0]
 	if name == "-h" || name == "-help" || name == "--help" || name == "help" {
@@ -125,7 +130,7 @@ func (c *command) dispatch(ctx context.Context, path, args []string, stdout, std
 		}
 	}
 	c.printList(stderr, full)
-	return usagef("%s: unknown command %q", full, name)
+	return usagef("%sunknown command %q: give one of those listed above", where, name)
 }
 
 func (c *command) printList(w io.Writer, full string) {

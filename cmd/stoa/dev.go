@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/cluster"
 	"github.com/stoa-rtc/stoa/internal/connlimit"
 	"github.com/stoa-rtc/stoa/internal/console"
+	"github.com/stoa-rtc/stoa/internal/dispatch"
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/internal/node"
@@ -33,6 +35,8 @@ import (
 func devCommand() *command {
 	var (
 		listen, appID, appCert, dataDir, logLevel, natsListen, regions string
+		regionMap                                                      string
+		maxSessions                                                    int
 		retain                                                         retentionFlags
 		accept006                                                      bool
 	)
@@ -40,22 +44,30 @@ func devCommand() *command {
 		name:    "dev",
 		summary: "run a whole Stoa network on this machine, with zero configuration",
 		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
-         [--nats-listen 127.0.0.1:PORT] [--accept-006]
+         [--max-sessions N] [--region-map FILE] [--nats-listen 127.0.0.1:PORT] [--accept-006]
 
 Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
-more regions (each with its own signaling URL and media port) and a demo project. The project's App ID and
-App Certificate are generated on the first run and kept in DIR, or taken from the flags. Prints
-"stoa dev ready" once everything listens, then the URL, the credentials, the NATS URL (other stoa edge and
-stoa dispatch processes may join with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus
-accepts no connection without credentials) and the edges. Listening off loopback serves HTTPS/WSS with a
-self-signed certificate kept in DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given.
-Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
+more regions (each with its own signaling URL and media port), the console and a demo project. The project's
+App ID and App Certificate are generated on the first run and kept in DIR, or taken from the flags; the
+console's owner account dev@stoa.local, whose password is generated on the first run, holds it. When the
+--listen address is taken, --listen 127.0.0.1:0 picks a free port. Prints "stoa dev ready" once everything
+listens, then the URL, the credentials, the NATS URL (other stoa edge and stoa dispatch processes may join
+with --nats and --nats-creds DIR/nats/edge.creds or dispatch.creds; the bus accepts no connection without
+credentials), the edges and two join commands to try; and writes DIR/dev.json (mode 0600):
+{"url","app_id","app_cert","console":{"url","email","password"}}, and DIR/dev.env: STOA_URL, STOA_APP_ID
+and STOA_APP_CERT for a shell. Listening off loopback serves HTTPS/WSS with a self-signed certificate kept in
+DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given. The dispatcher serves every
+region of --regions: a client that names one gets its edges; one that names none goes to the first region,
+or to the region of its address with --region-map (as stoa dispatch). Ctrl-C drains and stops; a second
+Ctrl-C exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
 			fs.StringVar(&appID, "app-id", "", "App ID of the demo project (default: generated, kept in --data)")
 			fs.StringVar(&appCert, "app-cert", "", "App Certificate of the demo project (with --app-id)")
 			fs.StringVar(&dataDir, "data", ".stoa-dev", "directory for the demo project, certificates and the bus's storage")
 			fs.StringVar(&regions, "regions", "local:1", "regions and their number of edges, e.g. eu:2,us:2")
+			registerMaxSessions(fs, &maxSessions)
+			fs.StringVar(&regionMap, "region-map", "", "file of \"CIDR REGION\" lines placing clients that name no region by their address (as stoa dispatch)")
 			fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:-1", "client address of the embedded NATS server, on loopback (-1: a free port)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.BoolVar(&accept006, "accept-006", false, "let the demo project accept legacy 006 tokens (weaker than AccessToken2: docs/tokens.md)")
@@ -80,8 +92,16 @@ Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 			if err != nil {
 				return err
 			}
+			if err := checkMaxSessions(maxSessions); err != nil {
+				return err
+			}
+			rm, err := loadRegionMap(regionMap)
+			if err != nil {
+				return err
+			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
-				natsListen: natsListen, regions: layout, retain: retention, accept006: accept006, log: log})
+				natsListen: natsListen, regions: layout, maxSessions: maxSessions, regionMap: rm, retain: retention,
+				accept006: accept006, log: log})
 		},
 	}
 }
@@ -89,6 +109,8 @@ Ctrl-C drains and stops; a second Ctrl-C exits at once.`,
 type devOptions struct {
 	listen, appID, appCert, dataDir, natsListen string
 	regions                                     []devRegion
+	maxSessions                                 int
+	regionMap                                   *dispatch.RegionMap
 	retain                                      store.Retention
 	accept006                                   bool
 	log                                         *slog.Logger
@@ -148,6 +170,16 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
 	}
+	// The entry point's address first: when it is taken, say so before anything starts.
+	ln, scheme, err := devListen(o.listen, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // in case of an early return; the server closes it otherwise
+	kept, err := takeDevInfo(o.dataDir)
+	if err != nil {
+		return err
+	}
 	proj := devProject{AppID: o.appID, AppCert: o.appCert}
 	if proj.AppID == "" {
 		var err error
@@ -157,6 +189,10 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 	}
 	if !isHex32(proj.AppID) || !isHex32(proj.AppCert) {
 		return errors.New("the App ID and App Certificate must be 32 hexadecimal characters each")
+	}
+	certFile := filepath.Join(o.dataDir, appCertFile)
+	if err := writePrivate(certFile, []byte(proj.AppCert+"\n")); err != nil {
+		return err
 	}
 	names := make([]string, len(o.regions))
 	for i, r := range o.regions {
@@ -201,49 +237,49 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	defer bus.Close()
-	if err := bus.PutProject(ctx, cluster.Project{AppID: proj.AppID, Certificates: []string{proj.AppCert}, Enabled: true,
-		Accept006: o.accept006}); err != nil {
-		return err
-	}
 
-	ln, scheme, err := listen(o.listen, o.dataDir, "", "", devLimits())
-	if err != nil {
-		return err
-	}
 	url := scheme + "://" + publicAddr(ln)
 	// The console keeps its SQLite database and keys in the data directory and publishes projects to the bus.
 	// There is no mail server: invitation and password-reset mails, links included, go to the log.
 	hosts, err := consoleHosts(ln.Addr(), "")
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	cons, closeConsole, err := openConsole(ctx, consoleOptions{db: filepath.Join(o.dataDir, "console.db"), dataDir: o.dataDir,
 		cluster: bus, secure: scheme == "https", retain: o.retain, mailer: console.NewLogMailer(o.log), publicURL: url,
 		hosts: hosts, adoptHead: true, log: o.log})
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer closeConsole()
-	// The dispatcher has its own cluster handle and credentials, as every node of a network.
+	// The console holds the demo project, in the organisation of a dev owner account, and publishes it: the
+	// console then shows its calls. The account keeps the password of an earlier run (in dev.json).
+	owner := console.DevAccount{Email: devOwnerEmail, AppID: proj.AppID, Certificate: proj.AppCert, Accept006: o.accept006}
+	if kept.Console.Email == devOwnerEmail {
+		owner.Password = kept.Console.Password
+	}
+	owner, newPassword, err := cons.EnsureDevAccount(ctx, owner)
+	if err != nil {
+		return err
+	}
+	// The dispatcher has its own cluster handle and credentials, as every node of a network. It serves every
+	// region.
+	dspCfg := node.DispatcherConfig{ID: devDispatcherID, Region: names[0], Regions: names, RegionMap: o.regionMap, Guard: devGuard(),
+		Logger: o.log}
 	dcfg := cluster.Default()
-	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], names[1:], devDispatcherID, o.log
+	dcfg.URLs, dcfg.Region, dcfg.Regions, dcfg.Node, dcfg.Logger = []string{bus.ClientURL()}, names[0], dspCfg.Followed(), devDispatcherID, o.log
 	dcfg.ProjectKeys, dcfg.ProjectOpenKey = projectKeys, openKey
 	if dcfg.Credentials, err = creds.issue(busauth.Identity{Role: busauth.RoleDispatch, Regions: names[:1], ID: devDispatcherID}); err != nil {
-		ln.Close()
 		return err
 	}
 	dbus, err := cluster.Start(ctx, dcfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer dbus.Close()
-	d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: dbus, ID: devDispatcherID, Region: names[0],
-		Regions: names, Guard: devGuard(), Logger: o.log})
+	dspCfg.Cluster = dbus
+	d, err := node.NewDispatcher(dspCfg)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	mux := http.NewServeMux()
@@ -310,7 +346,8 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 			goRun(func() error {
 				defer ec.Close()
 				return node.RunEdge(runCtx, node.EdgeConfig{Cluster: ec, ID: id, Region: region, Listener: eln,
-					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), Guard: devGuard(), Limits: devLimits(), Logger: o.log},
+					SignalURL: signal, RTCAddr: net.JoinHostPort(host, "0"), MaxSessions: o.maxSessions, Guard: devGuard(),
+					Limits: devLimits(), Logger: o.log},
 					func(e *edge.Server) { ready <- started{id, region, signal, e.RTCAddr().String()} })
 			})
 		}
@@ -346,28 +383,44 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		}
 	}
 
-	fmt.Fprintln(env.stdout, "stoa dev ready")
-	fmt.Fprintf(env.stdout, "  url:       %s\n", url)
-	fmt.Fprintf(env.stdout, "  app id:    %s\n", proj.AppID)
-	fmt.Fprintf(env.stdout, "  app cert:  %s\n", proj.AppCert)
-	fmt.Fprintf(env.stdout, "  nats:      %s\n", bus.ClientURL())
-	fmt.Fprintf(env.stdout, "  projects:  signed with key %x (more edges on this bus: --project-keys)\n", projectKeys[0])
-	fmt.Fprintf(env.stdout, "  bus creds: %s, %s (more edges and dispatchers: --nats-creds)\n",
+	if err := writeDevInfo(o.dataDir, devInfo{URL: url, AppID: proj.AppID, AppCert: proj.AppCert,
+		Console: devConsoleInfo{URL: url, Email: owner.Email, Password: owner.Password}}); err != nil {
+		stop()
+		wg.Wait()
+		return err
+	}
+	// One write, so that a reader sees the whole block or none of it.
+	var out strings.Builder
+	fmt.Fprintln(&out, "stoa dev ready")
+	fmt.Fprintf(&out, "  url:       %s\n", url)
+	fmt.Fprintf(&out, "  app id:    %s\n", proj.AppID)
+	fmt.Fprintf(&out, "  app cert:  %s (also in %s)\n", proj.AppCert, certFile)
+	fmt.Fprintf(&out, "  nats:      %s\n", bus.ClientURL())
+	fmt.Fprintf(&out, "  projects:  signed with key %x (more edges on this bus: --project-keys)\n", projectKeys[0])
+	fmt.Fprintf(&out, "  bus creds: %s, %s (more edges and dispatchers: --nats-creds)\n",
 		filepath.Join(natsDir, edgeCredsFile), filepath.Join(natsDir, dispatchCredsFile))
-	fmt.Fprintf(env.stdout, "  sealing:   certificates sealed to key %x (more edges: --project-open-key %s)\n",
+	fmt.Fprintf(&out, "  sealing:   certificates sealed to key %x (more edges: --project-open-key %s)\n",
 		openKey.PublicKey().Bytes(), filepath.Join(natsDir, sealKeyFile))
 	if o.accept006 {
-		fmt.Fprintln(env.stdout, "  006:       the demo project accepts legacy 006 tokens (--accept-006)")
+		fmt.Fprintln(&out, "  006:       the demo project accepts legacy 006 tokens (--accept-006)")
 	}
-	fmt.Fprintf(env.stdout, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
+	fmt.Fprintf(&out, "  console:   %s%s (API: %s/api/v1/openapi.json; database %s)\n", url, console.UIPrefix, url, filepath.Join(o.dataDir, "console.db"))
+	infoFile := filepath.Join(o.dataDir, devInfoFile)
+	if newPassword {
+		// Printed once, when it is new; it stays in dev.json.
+		fmt.Fprintf(&out, "  log in:    %s with password %s (kept in %s; owner of the demo project)\n", owner.Email, owner.Password, infoFile)
+	} else {
+		fmt.Fprintf(&out, "  log in:    %s with the password in %s (owner of the demo project)\n", owner.Email, infoFile)
+	}
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {
-		fmt.Fprintf(env.stdout, "  edge:      %s (region %s) %s, media %s\n", e.id, e.region, e.url, e.media)
+		fmt.Fprintf(&out, "  edge:      %s (region %s) %s, media %s\n", e.id, e.region, e.url, e.media)
 	}
+	fmt.Fprintf(&out, "  scripts:   %s and %s (for a shell) name this network while it runs\n", infoFile, filepath.Join(o.dataDir, devEnvFile))
 	// An example channel secret for trying things out: it is printed, never kept or used by the network, which
 	// only ever sees ciphertext. Every member of a channel must use the same one.
-	fmt.Fprintf(env.stdout, "  try:       stoa join --url %s --app-id %s --app-cert %s --channel demo --uid 1 --publish audio,video --subscribe --e2ee-secret %s\n",
-		url, proj.AppID, proj.AppCert, randomHex(32))
+	out.WriteString(tryCommands(url, proj.AppID, certFile, randomHex(32)))
+	io.WriteString(env.stdout, out.String())
 
 	<-runCtx.Done()
 	o.log.Info("stopping")

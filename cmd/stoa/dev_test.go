@@ -47,6 +47,9 @@ type devNet struct {
 	dataDir                   string      // its --data
 	openKeyFile               string      // the file of the nodes' sealing key (--project-open-key)
 	log                       *syncBuffer // its standard error: the log
+	out                       *syncBuffer // its standard output
+	info                      devInfo     // its DATA/dev.json
+	stop                      func() int  // stops it (once) and returns its exit code
 }
 
 // creds returns the path of one of the credentials stoa dev writes: "edge", "dispatch" or "console".
@@ -67,13 +70,16 @@ func startDev(t *testing.T, extra ...string) devNet {
 	}
 	go func() { done <- runMain(ctx, args, &out, errOut) }()
 	exited := -1
-	t.Cleanup(func() {
+	stop := func() int {
 		cancel()
 		if exited == -1 {
 			exited = <-done
 		}
-		if exited != 0 {
-			t.Errorf("stoa dev exited %d: %s", exited, errOut.String())
+		return exited
+	}
+	t.Cleanup(func() {
+		if code := stop(); code != 0 {
+			t.Errorf("stoa dev exited %d: %s", code, errOut.String())
 		}
 	})
 	// Generous: a loaded CI machine starts a network with the race detector slowly; a failed start ends sooner.
@@ -101,9 +107,13 @@ func startDev(t *testing.T, extra ...string) devNet {
 	if !strings.HasPrefix(out.String(), "stoa dev ready\n") {
 		t.Errorf("first line: %q", out.String())
 	}
+	var info devInfo
+	if b, err := os.ReadFile(filepath.Join(dataDir, devInfoFile)); err != nil || json.Unmarshal(b, &info) != nil {
+		t.Fatalf("stoa dev is ready but its %s is not: %v %q", devInfoFile, err, b)
+	}
 	return devNet{url: field("url"), appID: field("app id"), appCert: field("app cert"), nats: field("nats"),
 		projectKey: match(`projects: +signed with key (\S+)`), region: match(`edge: +\S+ \(region (\w+)\)`),
-		dataDir: dataDir, openKeyFile: match(`--project-open-key (\S+)\)`), log: errOut}
+		dataDir: dataDir, openKeyFile: match(`--project-open-key (\S+)\)`), log: errOut, out: &out, info: info, stop: stop}
 }
 
 func TestDevServesDispatch(t *testing.T) {

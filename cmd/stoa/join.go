@@ -73,7 +73,7 @@ func joinCommand() *command {
 	var (
 		cf                     clientFlags
 		tok, channel, uid, pub string
-		input                  string
+		input, region          string
 		subscribe, jsonOut     bool
 		duration               time.Duration
 	)
@@ -81,13 +81,14 @@ func joinCommand() *command {
 		name:    "join",
 		summary: "join a channel from the terminal: publish, subscribe, print stats",
 		usage: `stoa join --url URL (--token T | --app-id ID --app-cert CERT) --channel C --uid U [--publish audio,video,data]
-          [--subscribe] [--e2ee-secret HEX] [--duration 10s] [--input FILE.ogg|FILE.ivf] [--json]
+          [--subscribe] [--region NAME] [--e2ee-secret HEX] [--duration 10s] [--input FILE.ogg|FILE.ivf] [--json]
 
 Publishes synthetic audio (Opus-shaped, 50 frames/s), video (VP8-shaped, 30 frames/s) and data, or the
 Opus of an Ogg file / the VP8 of an IVF file given with --input, and/or subscribes to everything in the
 channel. Media is end-to-end encrypted with the channel secret: members with another secret decrypt
-nothing. Prints live stats each second, and with --json a summary at the end:
-{"frames_sent","frames_received","decrypt_ok","decrypt_failed",...}.`,
+nothing. --region asks the dispatcher for edges of that region (default: the dispatcher chooses). Prints
+live stats each second, and with --json a summary at the end:
+{"frames_sent","frames_received","decrypt_ok","decrypt_failed",...,"edge","region"}.`,
 		flags: func(fs *flag.FlagSet) {
 			cf.register(fs)
 			fs.StringVar(&tok, "token", "", "token (default: built with --app-id and --app-cert)")
@@ -97,6 +98,7 @@ nothing. Prints live stats each second, and with --json a summary at the end:
 			fs.BoolVar(&subscribe, "subscribe", false, "subscribe to every track of the channel")
 			fs.DurationVar(&duration, "duration", 10*time.Second, "how long to stay")
 			fs.StringVar(&input, "input", "", "publish this Ogg/Opus or IVF/VP8 file instead of synthetic media")
+			fs.StringVar(&region, "region", "", "ask the dispatcher for edges of this region (default: the dispatcher chooses)")
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON summary at the end")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -109,6 +111,11 @@ nothing. Prints live stats each second, and with --json a summary at the end:
 			kinds, err := parseKinds(pub)
 			if err != nil {
 				return err
+			}
+			if region != "" {
+				if err := checkRegion("--region", region); err != nil {
+					return err
+				}
 			}
 			if input != "" {
 				ext := strings.ToLower(filepath.Ext(input))
@@ -146,8 +153,8 @@ nothing. Prints live stats each second, and with --json a summary at the end:
 			if err != nil {
 				return err
 			}
-			return runJoin(ctx, env, sdk.Config{URL: cf.url, AppID: cf.appID, Channel: channel, UID: uid, Token: tok,
-				Secret: secret, AutoSubscribe: &subscribe, TLSConfig: tlsCfg}, kinds, input, duration, jsonOut)
+			return runJoin(ctx, env, sdk.Config{URL: cf.url, Region: region, AppID: cf.appID, Channel: channel, UID: uid,
+				Token: tok, Secret: secret, AutoSubscribe: &subscribe, TLSConfig: tlsCfg}, kinds, input, duration, jsonOut)
 		},
 	}
 }
@@ -177,6 +184,7 @@ type joinSummary struct {
 	JoinMS           float64     `json:"join_ms"`
 	DurationS        float64     `json:"duration_s"`
 	Edge             string      `json:"edge"`
+	Region           string      `json:"region"`
 	Tracks           []joinTrack `json:"tracks"`
 }
 
@@ -213,7 +221,7 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 		return err
 	}
 	joinMS := float64(time.Since(t0).Microseconds()) / 1000
-	fmt.Fprintf(env.stderr, "joined %q as %q on %s in %.0f ms\n", cfg.Channel, cfg.UID, c.Edge().ID, joinMS)
+	fmt.Fprintf(env.stderr, "joined %q as %q on %s (region %s) in %.0f ms\n", cfg.Channel, cfg.UID, c.Edge().ID, c.Region(), joinMS)
 
 	runCtx, stop := context.WithTimeout(ctx, duration)
 	defer stop()
@@ -279,7 +287,7 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 
 	sum := joinSummary{FramesSent: st.FramesSent, FramesReceived: st.FramesReceived, DecryptOK: st.DecryptOK,
 		DecryptFailed: st.DecryptFailed, FramesIncomplete: st.FramesIncomplete, Reconnects: st.Reconnects,
-		JoinMS: joinMS, DurationS: time.Since(t0).Seconds(), Edge: c.Edge().ID}
+		JoinMS: joinMS, DurationS: time.Since(t0).Seconds(), Edge: c.Edge().ID, Region: c.Region()}
 	for _, ts := range st.Tracks {
 		sum.Tracks = append(sum.Tracks, joinTrack{ts.TrackID, ts.UID, string(ts.Kind), ts.Local, ts.FramesSent, ts.FramesReceived, ts.DecryptOK, ts.DecryptFailed})
 	}

@@ -13,7 +13,7 @@ import (
 func loadtestCommand() *command {
 	var (
 		cf                                clientFlags
-		channel                           string
+		channel, regions                  string
 		channels, publishers, subscribers int
 		audio, video, data, jsonOut       bool
 		duration                          time.Duration
@@ -22,13 +22,16 @@ func loadtestCommand() *command {
 		name:    "loadtest",
 		summary: "measure a network: many clients in one process, every frame checked",
 		usage: `stoa loadtest --url URL --app-id ID --app-cert CERT [--channel NAME] [--channels 1] [--publishers 1]
-              [--subscribers 10] [--audio] [--video] [--data] [--duration 10s] [--e2ee-secret HEX] [--json]
+              [--subscribers 10] [--audio] [--video] [--data] [--duration 10s] [--regions eu,us]
+              [--e2ee-secret HEX] [--json]
 
 Publishers send synthetic end-to-end encrypted frames that carry a send time and a sequence number;
 subscribers decrypt and check every one. Counting starts once every subscriber receives every track and
 ends after --duration; frames_expected counts, for every subscriber, each frame published meanwhile.
-Prints progress each second and a summary; --json prints
-{"frames_sent","frames_expected","frames_received","decrypt_failures","join_ms":{...},"latency_ms":{...},...}.`,
+--regions spreads each channel's participants over regions in turn (publishers first: participant i asks
+for region i mod the list). Prints progress each second and a summary; --json prints
+{"frames_sent","frames_expected","frames_received","decrypt_failures","join_ms":{...},"latency_ms":{...},
+"edges","regions",...}: edges counts the distinct edges the clients ended on, regions is --regions ([] without).`,
 		flags: func(fs *flag.FlagSet) {
 			cf.register(fs)
 			fs.StringVar(&channel, "channel", "load", "channel name, or name prefix with --channels > 1")
@@ -40,6 +43,7 @@ Prints progress each second and a summary; --json prints
 			fs.BoolVar(&data, "data", false, "publish data messages")
 			fs.DurationVar(&duration, "duration", 10*time.Second, "measured duration")
 			fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+			fs.StringVar(&regions, "regions", "", "regions that each channel's participants ask for in turn, comma-separated (default: none, the dispatcher chooses)")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -55,6 +59,10 @@ Prints progress each second and a summary; --json prints
 			if channels < 1 || publishers < 0 || subscribers < 0 || duration <= 0 {
 				return usagef("--channels must be at least 1, counts not negative, --duration positive")
 			}
+			regionList, err := parseRegionList("--regions", regions)
+			if err != nil {
+				return err
+			}
 			secret, err := cf.secret()
 			if err != nil {
 				return err
@@ -64,7 +72,7 @@ Prints progress each second and a summary; --json prints
 				return err
 			}
 			res, err := loadtest.Run(ctx, loadtest.Config{URL: cf.url, AppID: cf.appID, AppCert: cert, Channel: channel,
-				Channels: channels, Publishers: publishers, Subscribers: subscribers, Audio: audio, Video: video, Data: data,
+				Channels: channels, Publishers: publishers, Subscribers: subscribers, Regions: regionList, Audio: audio, Video: video, Data: data,
 				Duration: duration, Secret: secret, TLSConfig: tlsCfg, Progress: env.stderr})
 			if err != nil {
 				return err
@@ -79,6 +87,7 @@ Prints progress each second and a summary; --json prints
 			fmt.Fprintf(env.stdout, "join ms p50 %.1f p95 %.1f max %.1f; latency ms p50 %.2f p95 %.2f p99 %.2f max %.2f\n",
 				res.JoinMS.P50, res.JoinMS.P95, res.JoinMS.Max, res.LatencyMS.P50, res.LatencyMS.P95, res.LatencyMS.P99, res.LatencyMS.Max)
 			fmt.Fprintf(env.stdout, "cpu %.2f s over %.1f s, peak memory %.0f MB\n", res.CPUSeconds, res.DurationS, res.MaxRSSMB)
+			fmt.Fprintf(env.stdout, "clients ended on %d edge(s)\n", res.Edges)
 			return nil
 		},
 	}

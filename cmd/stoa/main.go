@@ -11,9 +11,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -54,21 +51,6 @@ func rootCommand() *command {
 			auditCommand(),
 			consoleCommand(),
 			versionCommand(),
-		},
-	}
-}
-
-func versionCommand() *command {
-	return &command{
-		name:    "version",
-		summary: "print the version of this binary",
-		usage:   "stoa version",
-		run: func(_ context.Context, args []string, env *cmdEnv) error {
-			if err := env.parseNoArgs(args); err != nil {
-				return err
-			}
-			fmt.Fprintln(env.stdout, "stoa", version)
-			return nil
 		},
 	}
 }

@@ -25,7 +25,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"--help"}, 0, "sframe"},
 		{[]string{}, 2, "missing command"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
-		{[]string{"token"}, 2, "missing command"},
+		{[]string{"token"}, 2, "stoa: token: missing command"},
 		{[]string{"token", "build", "-h"}, 0, "--role publisher|subscriber"},
 		{[]string{"help", "token", "verify"}, 0, "--now UNIX"},
 		{[]string{"token", "build", "--bogus"}, 2, "flag provided but not defined"},
@@ -35,7 +35,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"console", "--db", "x.db", "--read-timeout", "0s"}, 2, "must be positive"},
 	} {
 		code, out, errOut := stoa(t, tc.args...)
-		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) || strings.Contains(errOut, "stoa: stoa") {
 			t.Errorf("stoa %q = %d, %q %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
 		}
 	}

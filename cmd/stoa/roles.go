@@ -259,17 +259,19 @@ func edgeCommand() *command {
 		qualityEvery time.Duration
 		joinTimeout  time.Duration
 		relayAddr    string
+		maxSessions  int
 	)
 	return &command{
 		name:    "edge",
 		summary: "run an edge (SFU) that joins a cluster",
 		usage: `stoa edge --nats URL --region NAME --listen ADDR [--id NAME] [--rtc-addr IP:PORT] [--public-ip IP,...]
+          [--max-sessions N]
 
 Serves WebSocket signaling at /v1/signal (plus /healthz, /metrics) on --listen and WebRTC media on
 --rtc-addr (one UDP port, TCP fallback on the same number). Verifies tokens with the projects held in the
 cluster (keeping the last copy while the bus is down), admits only clients holding a dispatcher's ticket
-that names it, heart-beats its load, announces its channels, and obeys drain requests. Prints a line with
-"ready" and its id once serving.`,
+that names it, heart-beats its load (joined sessions / --max-sessions), announces its channels, and obeys
+drain requests. Prints a line with "ready" and its id once serving.`,
 		flags: func(fs *flag.FlagSet) {
 			rf.register(fs, "edge")
 			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
@@ -277,6 +279,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			fs.DurationVar(&qualityEvery, "quality-interval", 10*time.Second, "how often each session's quality (loss, jitter, bitrate) is reported, 1s..5m")
 			fs.DurationVar(&joinTimeout, "join-timeout", edge.Default().JoinTimeout, "time a signaling connection has to join before it is closed, 1s..1m")
 			fs.StringVar(&relayAddr, "relay-addr", "", "UDP address for relay links to the other edges of a channel (default: the media IP, a free port); links need --nats-creds naming this edge")
+			registerMaxSessions(fs, &maxSessions)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -287,6 +290,9 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			}
 			if joinTimeout < time.Second || joinTimeout > time.Minute {
 				return usagef("edge: --join-timeout must be 1s..1m, not %s", joinTimeout)
+			}
+			if err := checkMaxSessions(maxSessions); err != nil {
+				return err
 			}
 			// An edge follows every region: the hubs of a channel link across them.
 			c, ln, scheme, log, err := rf.start(ctx, env, "edge", "*")
@@ -310,7 +316,7 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 			signal := wsScheme + "://" + publicAddr(ln) + "/v1/signal"
 			return node.RunEdge(ctx, node.EdgeConfig{Cluster: c, ID: rf.id, Region: rf.region, Listener: ln,
 				SignalURL: signal, RTCAddr: rtcAddr, PublicIPs: ips, Guard: g, Logger: log, QualityInterval: qualityEvery,
-				Limits: rf.limits, JoinTimeout: joinTimeout, RelayAddr: relayAddr},
+				Limits: rf.limits, JoinTimeout: joinTimeout, RelayAddr: relayAddr, MaxSessions: maxSessions},
 				func(e *edge.Server) {
 					fmt.Fprintf(env.stdout, "stoa edge ready: id=%s region=%s url=%s media=%s\n", rf.id, rf.region, signal, e.RTCAddr())
 				})
@@ -320,31 +326,35 @@ that names it, heart-beats its load, announces its channels, and obeys drain req
 
 func dispatchCommand() *command {
 	var (
-		rf       roleFlags
-		fallback string
+		rf                  roleFlags
+		fallback, regionMap string
 	)
 	return &command{
 		name:    "dispatch",
 		summary: "run a dispatcher (scheduler) that joins a cluster",
 		usage: `stoa dispatch --nats URL --region NAME --listen ADDR [--id NAME] [--fallback-region NAME]
+              [--region-map FILE]
 
 Serves POST /v1/dispatch: verifies the client's token, picks three healthy edges of the region (channel
-affinity, load-aware; draining and dead edges never), and signs an edge ticket naming them. Abusive
-addresses are rate limited and blocked region-wide. Dispatchers are stateless: run several per region.
-Prints a line with "ready" once serving.`,
+affinity, load-aware; draining, dead and full edges never), and signs an edge ticket naming them. A client
+that names no region is placed by its address with --region-map (lines "CIDR REGION", longest prefix
+wins; unmatched addresses stay in --region). Abusive addresses are rate limited and blocked region-wide.
+Dispatchers are stateless: run several per region. Prints a line with "ready" once serving.`,
 		flags: func(fs *flag.FlagSet) {
 			rf.register(fs, "dispatch")
 			fs.StringVar(&fallback, "fallback-region", "", "region to use when this one has no healthy edge (default: none)")
+			fs.StringVar(&regionMap, "region-map", "", "file of \"CIDR REGION\" lines placing clients that name no region by their address (docs/deploy.md)")
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
 				return err
 			}
-			var follow []string
-			if fallback != "" {
-				follow = []string{fallback}
+			rm, err := loadRegionMap(regionMap)
+			if err != nil {
+				return err
 			}
-			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch", follow...)
+			cfg := node.DispatcherConfig{Region: rf.region, Fallback: fallback, RegionMap: rm}
+			c, ln, scheme, log, err := rf.start(ctx, env, "dispatch", cfg.Followed()...)
 			if err != nil {
 				return err
 			}
@@ -354,8 +364,8 @@ Prints a line with "ready" once serving.`,
 				ln.Close()
 				return err
 			}
-			d, err := node.NewDispatcher(node.DispatcherConfig{Cluster: c, ID: rf.id, Region: rf.region,
-				Fallback: fallback, Listener: ln, Limits: rf.limits, Guard: g, Logger: log})
+			cfg.Cluster, cfg.ID, cfg.Listener, cfg.Limits, cfg.Guard, cfg.Logger = c, rf.id, ln, rf.limits, g, log
+			d, err := node.NewDispatcher(cfg)
 			if err != nil {
 				ln.Close()
 				return err

@@ -149,3 +149,25 @@ func (c *Cluster) ChannelEdges(regionName, appID, channel string) []Placement {
 	})
 	return out
 }
+
+// Placements returns every placement of regionName on a live edge, ordered by app, channel and edge, from the
+// local copy (for status pages).
+func (c *Cluster) Placements(regionName string) []Placement {
+	c.rmu.RLock()
+	r := c.regions[regionName]
+	c.rmu.RUnlock()
+	if r == nil {
+		return nil
+	}
+	var out []Placement
+	r.channels.each(func(_ placementKey, p Placement) bool {
+		if _, live := r.edges.get(p.EdgeID); live {
+			out = append(out, p)
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b Placement) int {
+		return cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.EdgeID, b.EdgeID))
+	})
+	return out
+}

@@ -25,6 +25,8 @@ type EdgeInfo struct {
 	Load float64 `json:"load"`
 	// Sessions is the number of connected clients.
 	Sessions int `json:"sessions"`
+	// Capacity is the number of sessions at which the edge is full (its MaxSessions); 0 when not announced.
+	Capacity int `json:"capacity,omitempty"`
 	// Draining means the edge takes no new joins. In answers from the local copy it is also set when an operator
 	// asked the edge to drain (SetDraining).
 	Draining bool `json:"draining"`
@@ -69,8 +71,8 @@ func (e EdgeInfo) validate() error {
 	if math.IsNaN(e.Load) || e.Load < 0 || e.Load > 1 {
 		errs = append(errs, fmt.Errorf("cluster: edge %q: load %v not in [0, 1]", e.ID, e.Load))
 	}
-	if e.Sessions < 0 {
-		errs = append(errs, fmt.Errorf("cluster: edge %q: negative sessions", e.ID))
+	if e.Sessions < 0 || e.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("cluster: edge %q: negative sessions or capacity", e.ID))
 	}
 	if len(e.Relay) > 256 || !utf8.ValidString(e.Relay) {
 		errs = append(errs, fmt.Errorf("cluster: edge %q: relay address must have at most 256 bytes of UTF-8", e.ID))

@@ -95,6 +95,9 @@ func parseIPKey(key string) (netip.Addr, bool) {
 	return ip, true
 }
 
+// ValidRegion reports whether s may name a region: 1 to 32 letters, digits, '-' or '_'.
+func ValidRegion(s string) bool { return validName(s, 32) }
+
 // validName reports whether s may be used as a region, a prefix or an event type: it appears verbatim in bucket
 // and stream names ([A-Za-z0-9_-]) and in subjects.
 func validName(s string, maxLen int) bool {

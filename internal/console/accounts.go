@@ -55,8 +55,7 @@ func (cs *Console) signup(w http.ResponseWriter, r *http.Request, _ *principal) 
 		writeError(w, http.StatusBadRequest, "invalid_password", "the password must be 12 to 128 bytes long")
 		return
 	}
-	hash := hashPassword(c.Password, cs.argon)
-	now := cs.us()
+	hash := hashPassword(c.Password, cs.argon) // before the transaction: hashing takes a while
 	var accountID, orgID int64
 	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
 		var n int
@@ -66,31 +65,39 @@ func (cs *Console) signup(w http.ResponseWriter, r *http.Request, _ *principal) 
 		if n > 0 {
 			return errorf(http.StatusConflict, "email_taken", "an account with this email exists")
 		}
-		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO accounts (email, created_us, password_hash) VALUES (?, ?, ?) RETURNING id"),
-			email, now, hash).Scan(&accountID); err != nil {
-			return err
-		}
-		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("INSERT INTO organisations (name, created_us) VALUES (?, ?) RETURNING id"),
-			email, now).Scan(&orgID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind("INSERT INTO memberships (organisation_id, account_id, role) VALUES (?, ?, ?)"),
-			orgID, accountID, string(roleOwner)); err != nil {
-			return err
-		}
-		p := &principal{email: email, orgID: orgID}
-		if err := cs.auditTx(r.Context(), tx, p, "account.create", "account:"+strconv.FormatInt(accountID, 10),
-			nil, map[string]any{"email": email, "organisation_id": orgID}); err != nil {
-			return err
-		}
-		return cs.auditTx(r.Context(), tx, p, "organisation.create", "organisation:"+strconv.FormatInt(orgID, 10),
-			nil, map[string]any{"name": email, "owner": email})
+		accountID, orgID, err = cs.createAccount(r.Context(), tx, email, hash, email)
+		return err
 	})
 	if err != nil {
 		cs.fail(w, err)
 		return
 	}
 	cs.startSession(w, r, accountID, email, orgID, roleOwner, http.StatusCreated)
+}
+
+// createAccount creates, in tx, the account email with the password hash and the organisation orgName that it
+// owns, and records both in the audit log.
+func (cs *Console) createAccount(ctx context.Context, tx *sql.Tx, email, hash, orgName string) (accountID, orgID int64, err error) {
+	now := cs.us()
+	if err := tx.QueryRowContext(ctx, cs.db.Rebind("INSERT INTO accounts (email, created_us, password_hash) VALUES (?, ?, ?) RETURNING id"),
+		email, now, hash).Scan(&accountID); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.QueryRowContext(ctx, cs.db.Rebind("INSERT INTO organisations (name, created_us) VALUES (?, ?) RETURNING id"),
+		orgName, now).Scan(&orgID); err != nil {
+		return 0, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, cs.db.Rebind("INSERT INTO memberships (organisation_id, account_id, role) VALUES (?, ?, ?)"),
+		orgID, accountID, string(roleOwner)); err != nil {
+		return 0, 0, err
+	}
+	p := &principal{email: email, orgID: orgID}
+	if err := cs.auditTx(ctx, tx, p, "account.create", "account:"+strconv.FormatInt(accountID, 10),
+		nil, map[string]any{"email": email, "organisation_id": orgID}); err != nil {
+		return 0, 0, err
+	}
+	return accountID, orgID, cs.auditTx(ctx, tx, p, "organisation.create", "organisation:"+strconv.FormatInt(orgID, 10),
+		nil, map[string]any{"name": orgName, "owner": email})
 }
 
 func (cs *Console) login(w http.ResponseWriter, r *http.Request, _ *principal) {

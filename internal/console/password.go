@@ -13,6 +13,7 @@ package console
 // (ResetsPerIP an hour, beyond which 429).
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
@@ -101,7 +102,7 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	cs.loginUncount(r.Context(), p.email, ip)
 	err := cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
-		if err := cs.setPassword(r, tx, p.accountID, in.NewPassword); err != nil {
+		if err := cs.setPassword(r.Context(), tx, p.accountID, in.NewPassword); err != nil {
 			return err
 		}
 		return cs.auditTx(r.Context(), tx, p, "account.password.change", "account:"+strconv.FormatInt(p.accountID, 10), nil, map[string]any{"email": p.email})
@@ -114,8 +115,7 @@ func (cs *Console) changePassword(w http.ResponseWriter, r *http.Request, p *pri
 }
 
 // setPassword stores password's hash for the account, ends all its sessions and voids its reset tokens.
-func (cs *Console) setPassword(r *http.Request, tx *sql.Tx, accountID int64, password string) error {
-	ctx := r.Context()
+func (cs *Console) setPassword(ctx context.Context, tx *sql.Tx, accountID int64, password string) error {
 	if _, err := tx.ExecContext(ctx, cs.db.Rebind("UPDATE accounts SET password_hash = ? WHERE id = ?"), hashPassword(password, cs.argon), accountID); err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (cs *Console) confirmReset(w http.ResponseWriter, r *http.Request, _ *princ
 		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT email FROM accounts WHERE id = ?"), accountID).Scan(&email); err != nil {
 			return err
 		}
-		if err := cs.setPassword(r, tx, accountID, in.Password); err != nil {
+		if err := cs.setPassword(r.Context(), tx, accountID, in.Password); err != nil {
 			return err
 		}
 		return cs.auditTx(r.Context(), tx, &principal{email: email}, "account.password.reset", "account:"+strconv.FormatInt(accountID, 10), nil, map[string]any{"email": email})

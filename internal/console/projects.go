@@ -234,25 +234,12 @@ func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *prin
 		cs.fail(w, err)
 		return
 	}
-	appID, cert := randomHex(16), randomHex(16)
-	now := cs.us()
+	cert := randomHex(16)
 	var pr *project
 	err = cs.db.InTx(r.Context(), func(tx *sql.Tx) error {
-		var id int64
-		if err := tx.QueryRowContext(r.Context(), cs.db.Rebind(`INSERT INTO projects (organisation_id, app_id, name, enabled, created_us, cert_primary, version, updated_us)
-			VALUES (?, ?, ?, 1, ?, ?, 1, ?) RETURNING id`), p.orgID, appID, name, now, cs.seal.seal(cert, appID), now).Scan(&id); err != nil {
-			return err
-		}
 		var err error
-		pr, err = scanProject(tx.QueryRowContext(r.Context(), cs.db.Rebind("SELECT "+projectColumns+" FROM projects WHERE id = ?"), id))
-		if err != nil {
-			return err
-		}
-		// Recorded before it is published: a failure to publish rolls both back.
-		if err := cs.auditTx(r.Context(), tx, p, "project.create", "project:"+pr.AppID, nil, pr.audit()); err != nil {
-			return err
-		}
-		return cs.publish(r.Context(), pr)
+		pr, err = cs.insertProject(r.Context(), tx, p, project{AppID: randomHex(16), Name: name, Enabled: true, Version: 1}, cert)
+		return err
 	})
 	if err != nil {
 		cs.fail(w, err)
@@ -263,6 +250,27 @@ func (cs *Console) createProject(w http.ResponseWriter, r *http.Request, p *prin
 		*project
 		Certificate string `json:"app_certificate"`
 	}{pr, cert})
+}
+
+// insertProject creates, in tx, the project in p's organisation with the App Certificate cert, records it and
+// publishes it; it returns the project as stored.
+func (cs *Console) insertProject(ctx context.Context, tx *sql.Tx, p *principal, in project, cert string) (*project, error) {
+	now := cs.us()
+	var id int64
+	if err := tx.QueryRowContext(ctx, cs.db.Rebind(`INSERT INTO projects (organisation_id, app_id, name, enabled, accept_006, created_us, cert_primary, version, updated_us)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), p.orgID, in.AppID, in.Name, boolInt(in.Enabled), boolInt(in.Accept006), now,
+		cs.seal.seal(cert, in.AppID), in.Version, now).Scan(&id); err != nil {
+		return nil, err
+	}
+	pr, err := scanProject(tx.QueryRowContext(ctx, cs.db.Rebind("SELECT "+projectColumns+" FROM projects WHERE id = ?"), id))
+	if err != nil {
+		return nil, err
+	}
+	// Recorded before it is published: a failure to publish rolls both back.
+	if err := cs.auditTx(ctx, tx, p, "project.create", "project:"+pr.AppID, nil, pr.audit()); err != nil {
+		return nil, err
+	}
+	return pr, cs.publish(ctx, pr)
 }
 
 // change runs fn on the caller's locked project {id} in a transaction, bumps its version, publishes it and
@@ -284,19 +292,7 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 		if cert, err = fn(tx, pr); err != nil {
 			return err
 		}
-		pr.Version = cs.nextVersion(pr)
-		now := cs.now()
-		pr.Updated = now.UTC().Format(time.RFC3339)
-		pr.Rotating = len(pr.secondary) > 0
-		if _, err := tx.ExecContext(r.Context(), cs.db.Rebind(`UPDATE projects SET name = ?, enabled = ?, accept_006 = ?, cert_primary = ?,
-			cert_secondary = ?, version = ?, updated_us = ? WHERE id = ?`), pr.Name, boolInt(pr.Enabled), boolInt(pr.Accept006),
-			pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
-			return err
-		}
-		if err := cs.auditTx(r.Context(), tx, p, action, "project:"+pr.AppID, before, pr.audit()); err != nil {
-			return err
-		}
-		return cs.publish(r.Context(), pr)
+		return cs.saveProject(r.Context(), tx, p, action, before, pr)
 	})
 	if err != nil {
 		cs.fail(w, err)
@@ -311,6 +307,24 @@ func (cs *Console) change(w http.ResponseWriter, r *http.Request, p *principal, 
 		return
 	}
 	writeJSON(w, http.StatusOK, pr)
+}
+
+// saveProject stores, in tx, the changes made to pr under its next version, records them as action (before: the
+// project's audit state before them) and publishes pr.
+func (cs *Console) saveProject(ctx context.Context, tx *sql.Tx, p *principal, action string, before map[string]any, pr *project) error {
+	pr.Version = cs.nextVersion(pr)
+	now := cs.now()
+	pr.Updated = now.UTC().Format(time.RFC3339)
+	pr.Rotating = len(pr.secondary) > 0
+	if _, err := tx.ExecContext(ctx, cs.db.Rebind(`UPDATE projects SET name = ?, enabled = ?, accept_006 = ?, cert_primary = ?,
+		cert_secondary = ?, version = ?, updated_us = ? WHERE id = ?`), pr.Name, boolInt(pr.Enabled), boolInt(pr.Accept006),
+		pr.primary, pr.secondary, pr.Version, now.UnixMicro(), pr.ID); err != nil {
+		return err
+	}
+	if err := cs.auditTx(ctx, tx, p, action, "project:"+pr.AppID, before, pr.audit()); err != nil {
+		return err
+	}
+	return cs.publish(ctx, pr)
 }
 
 func (cs *Console) patchProject(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -1,6 +1,7 @@
 // Package dispatch implements the entry point of a Stoa network: POST /v1/dispatch verifies a client's token and
-// answers with the edges the client may use. This version serves a fixed set of edges (what `stoa dev` needs);
-// region-aware scheduling, edge tickets and DoS blocking build on it.
+// answers with the edges the client may use, in a signed edge ticket. It also holds the scheduling rules that
+// pick those edges (Pick, Inflight) and the map that places clients by their address (RegionMap); internal/node
+// feeds them with the cluster's state.
 package dispatch
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/stoa-rtc/stoa/internal/guard"
@@ -71,7 +73,11 @@ type Handler struct {
 	Edges func(req Request) (string, []Edge, error)
 	// Signer signs the edge ticket of every answer; nil answers without a ticket.
 	Signer *Signer
-	Logger *slog.Logger
+	// RegionMap, if set, gives the region of a request that names none, from its client's address (as
+	// guard.Middleware sees it when the handler is behind one: a trusted proxy's X-Forwarded-For, else the
+	// connection's address). An address it does not map leaves the region empty: the scheduler's own.
+	RegionMap *RegionMap
+	Logger    *slog.Logger
 }
 
 // Signer signs edge tickets with one dispatcher's key.
@@ -146,6 +152,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, err.Error())
 		return
 	}
+	if req.Region == "" && h.RegionMap != nil {
+		req.Region = h.RegionMap.Lookup(clientIP(r))
+	}
 	region, edges, err := h.Edges(req)
 	if err != nil {
 		var e *Error
@@ -170,6 +179,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(resp)
+}
+
+// clientIP is the address of r's client, as the guard in front of the handler sees it.
+func clientIP(r *http.Request) netip.Addr {
+	if g := guard.FromContext(r.Context()); g != nil {
+		return g.ClientIP(r)
+	}
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+	return ap.Addr()
 }
 
 // tokenError gives the code and HTTP status of a verification error.

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stoa-rtc/stoa/internal/guard"
 	"github.com/stoa-rtc/stoa/token"
 )
 
@@ -68,5 +70,67 @@ func TestDispatch(t *testing.T) {
 		if strings.Contains(eb.Error.Message, tok) {
 			t.Errorf("%s: the token appears in the error", tc.name)
 		}
+	}
+}
+
+// A request that names no region is placed by its client's address: the connection's, or what a trusted proxy
+// says; a request that names one keeps it.
+func TestDispatchRegionMap(t *testing.T) {
+	v := token.NewVerifier()
+	v.SetCertificates(app, cert)
+	m, err := ParseRegionMap([]byte("127.0.0.0/8 us\n192.0.2.0/24 ap\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Verifier: v, RegionMap: m, Edges: func(req Request) (string, []Edge, error) {
+		return req.Region, []Edge{{ID: "e1", Region: req.Region, URL: "ws://127.0.0.1:1/v1/signal"}}, nil
+	}}
+	tok, err := token.BuildRTC(cert, token.RTCOptions{AppID: app, Channel: "c", UID: "1", Expire: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regionOf := func(url, region, forwarded string) string {
+		t.Helper()
+		body, _ := json.Marshal(Request{AppID: app, Channel: "c", UID: "1", Token: tok, Region: region})
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+		if forwarded != "" {
+			req.Header.Set("X-Forwarded-For", forwarded)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got Response
+		json.NewDecoder(resp.Body).Decode(&got)
+		return got.Region
+	}
+	plain := httptest.NewServer(h)
+	defer plain.Close()
+	if got := regionOf(plain.URL, "", ""); got != "us" {
+		t.Errorf("from 127.0.0.1: region %q, want us", got)
+	}
+	if got := regionOf(plain.URL, "eu", ""); got != "eu" {
+		t.Errorf("naming eu: region %q", got)
+	}
+	// Behind the guard, X-Forwarded-For counts only from a trusted proxy.
+	for _, c := range []struct {
+		trusted []netip.Prefix
+		want    string
+	}{
+		{nil, "us"},
+		{[]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, "ap"},
+	} {
+		cfg := guard.Default()
+		cfg.TrustedProxies = c.trusted
+		g, err := guard.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(g.Middleware(guard.Dispatch, h))
+		if got := regionOf(srv.URL, "", "192.0.2.7"); got != c.want {
+			t.Errorf("trusted %v, forwarded for 192.0.2.7: region %q, want %q", c.trusted, got, c.want)
+		}
+		srv.Close()
 	}
 }

@@ -3,17 +3,25 @@ package dispatch
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // Candidate is an edge as the scheduler sees it.
 type Candidate struct {
 	ID, Region, URL string
 	// Load is the edge's own estimate of how busy it is, 0 (idle) to 1 (full).
-	Load     float64
+	Load float64
+	// Sessions is the number of joined sessions the edge reported with Load, and Updated when (on the edge's
+	// clock): Inflight uses them.
+	Sessions int
+	Updated  time.Time
+	// Capacity is the edge's MaxSessions as its heartbeat announces it (0: not announced).
+	Capacity int
 	Draining bool
 }
 
-// MaxLoad is the load from which an edge gets no new clients.
+// MaxLoad is the load from which an edge gets no new clients: a full edge (load 1) never does, and the margin
+// below it is room for the clients that fail over to the edge as their backup, which no dispatcher sees coming.
 const MaxLoad = 0.9
 
 // Pick returns up to n distinct edges for a client of channel (of appID): the primary first, then backups.

@@ -14,7 +14,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -401,6 +400,3 @@ func (r *room) closeLinks() {
 }
 
 var _ relay.Handler = (*roomLink)(nil)
-
-// String names a link in logs.
-func (l *roomLink) String() string { return fmt.Sprintf("link %s %s/%s", l.key, l.r.key.appID, l.r.key.channel) }

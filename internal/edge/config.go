@@ -39,6 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Events, if set, receives join, leave, publish and error events, ready for the console. It must not block.
 	Events func(Event)
+	// ChannelsChanged, if set, is called when a channel arrives on the edge or leaves it (see Channels), so that
+	// its placement can be announced at once. It must not block.
+	ChannelsChanged func()
 	// AllowedOrigins are the WebSocket Origin patterns browsers may connect from ("*": any; tokens authorize).
 	AllowedOrigins []string
 

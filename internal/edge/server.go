@@ -274,6 +274,7 @@ func (s *Server) room(key roomKey) *room {
 	if r == nil {
 		r = newRoom(s, key)
 		s.rooms[key] = r
+		s.channelsChanged()
 	}
 	return r
 }
@@ -288,6 +289,13 @@ func (s *Server) dropRoomIfEmpty(r *room) {
 	s.mu.Unlock()
 	if drop {
 		r.closeLinks() // the channel has left this edge: so do its links
+		s.channelsChanged()
+	}
+}
+
+func (s *Server) channelsChanged() {
+	if f := s.cfg.ChannelsChanged; f != nil {
+		f()
 	}
 }
 

@@ -36,8 +36,12 @@ type Config struct {
 	Channels int
 	// Publishers and Subscribers per channel.
 	Publishers, Subscribers int
-	Audio, Video, Data      bool // none set: audio
-	Duration                time.Duration
+	// Regions, if set, spreads each channel's participants over these regions: participant i of a channel
+	// (publishers first, then subscribers) asks the dispatcher for region Regions[i % len(Regions)]. Empty: no
+	// client names a region.
+	Regions            []string
+	Audio, Video, Data bool // none set: audio
+	Duration           time.Duration
 	// Secret is the channel secret (nil: a random one for the run).
 	Secret    *sframe.Key
 	TLSConfig *tls.Config
@@ -67,6 +71,10 @@ type Result struct {
 	Duplicates      uint64  `json:"duplicates"`
 	Incomplete      uint64  `json:"incomplete"`
 	Reconnects      uint64  `json:"reconnects"`
+	// Edges is how many distinct edges the clients were connected to at the end; Regions is Config.Regions
+	// (empty when the clients named none).
+	Edges   int      `json:"edges"`
+	Regions []string `json:"regions"`
 
 	JoinMS    Percentiles `json:"join_ms"`
 	LatencyMS Percentiles `json:"latency_ms"`
@@ -205,7 +213,8 @@ loop:
 	close(r.stop)
 
 	res := Result{Channels: cfg.Channels, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers,
-		DurationS: round3(measured.Seconds()), CPUSeconds: round3(cpu.Seconds()), MaxRSSMB: maxRSSMB()}
+		DurationS: round3(measured.Seconds()), CPUSeconds: round3(cpu.Seconds()), MaxRSSMB: maxRSSMB(),
+		Regions: append([]string{}, cfg.Regions...)}
 	for ch := range r.sent {
 		n := r.sent[ch].Load()
 		res.FramesSent += n
@@ -217,12 +226,15 @@ loop:
 		res.Delivery = float64(res.FramesReceived) / float64(res.FramesExpected)
 	}
 	r.mu.Lock()
+	edges := map[sdk.Edge]bool{}
 	for _, c := range r.clients {
 		st := c.Stats()
 		res.DecryptFailures += st.DecryptFailed
 		res.Incomplete += st.FramesIncomplete
 		res.Reconnects += st.Reconnects
+		edges[c.Edge()] = true
 	}
+	res.Edges = len(edges)
 	res.JoinMS = percentiles(r.joinMS)
 	res.LatencyMS = percentiles(r.latencyMS)
 	r.mu.Unlock()
@@ -252,7 +264,7 @@ func (r *run) progressLine() string {
 		failed += c.Stats().DecryptFailed
 	}
 	r.mu.Unlock()
-	return fmt.Sprintf("received %d of %d sent (%.2f%%), latency p50 %.1f ms p99 %.1f ms, decrypt failures %d",
+	return fmt.Sprintf("received %d of %d expected (%.2f%%), latency p50 %.1f ms p99 %.1f ms, decrypt failures %d",
 		got, sent, pct, lat.P50, lat.P99, failed)
 }
 
@@ -298,6 +310,18 @@ func (r *run) channelName(ch int) string {
 	return fmt.Sprintf("%s-%d", r.cfg.Channel, ch)
 }
 
+// region is the region that the idx-th publisher or subscriber of a channel asks for: participants are numbered
+// publishers first, and take Config.Regions in turn.
+func (r *run) region(idx int, pub bool) string {
+	if len(r.cfg.Regions) == 0 {
+		return ""
+	}
+	if !pub {
+		idx += r.cfg.Publishers
+	}
+	return r.cfg.Regions[idx%len(r.cfg.Regions)]
+}
+
 func (r *run) join(ctx context.Context, ch, idx int, pub bool) error {
 	uid := fmt.Sprintf("sub-%d-%d", ch, idx)
 	role := token.RoleSubscriber
@@ -312,8 +336,9 @@ func (r *run) join(ctx context.Context, ch, idx int, pub bool) error {
 	}
 	autoSubscribe := !pub
 	t0 := time.Now()
-	c, err := sdk.Join(ctx, sdk.Config{URL: r.cfg.URL, AppID: r.cfg.AppID, Channel: channel, UID: uid, Token: tok,
-		Secret: r.cfg.Secret, AutoSubscribe: &autoSubscribe, TLSConfig: r.cfg.TLSConfig, Logger: r.cfg.Logger})
+	c, err := sdk.Join(ctx, sdk.Config{URL: r.cfg.URL, Region: r.region(idx, pub), AppID: r.cfg.AppID, Channel: channel,
+		UID: uid, Token: tok, Secret: r.cfg.Secret, AutoSubscribe: &autoSubscribe, TLSConfig: r.cfg.TLSConfig,
+		Logger: r.cfg.Logger})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type DispatcherConfig struct {
 	// Regions lists further regions this dispatcher may schedule into when a client asks for one (stoa dev serves
 	// every region of its layout from one entry point); empty in production.
 	Regions []string
+	// RegionMap, if set, places clients that name no region by their address; the dispatcher then also schedules
+	// into every region it names (the Cluster must follow them, as it must follow Regions and Fallback).
+	RegionMap *dispatch.RegionMap
 	// Fallback, if set, is the region to use when the client's region has no healthy edge (off by default:
 	// regional isolation).
 	Fallback string
@@ -39,6 +42,20 @@ type DispatcherConfig struct {
 	Logger *slog.Logger
 }
 
+// Followed returns the regions other than its own that the dispatcher may schedule into (Regions, Fallback and
+// the RegionMap's), sorted: its Cluster must follow them (cluster.Config.Regions).
+func (c DispatcherConfig) Followed() []string {
+	out := slices.Clone(c.Regions)
+	if c.Fallback != "" {
+		out = append(out, c.Fallback)
+	}
+	if c.RegionMap != nil {
+		out = append(out, c.RegionMap.Regions()...)
+	}
+	slices.Sort(out)
+	return slices.DeleteFunc(slices.Compact(out), func(r string) bool { return r == c.Region })
+}
+
 // Dispatcher is a dispatcher node. Its Handler can also be embedded in another server (stoa dev).
 type Dispatcher struct {
 	cfg      DispatcherConfig
@@ -46,6 +63,7 @@ type Dispatcher struct {
 	guard    *guard.Guard
 	verifier *token.Verifier
 	key      ed25519.PrivateKey
+	inflight *dispatch.Inflight
 }
 
 // NewDispatcher prepares a dispatcher with a fresh key pair; Run publishes the key and serves.
@@ -59,8 +77,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, err
 	}
 	verifier := token.NewVerifier()
-	d := &Dispatcher{cfg: cfg, guard: g, key: priv, verifier: verifier}
-	h := &dispatch.Handler{Verifier: verifier, Logger: cfg.Logger, Edges: d.schedule,
+	d := &Dispatcher{cfg: cfg, guard: g, key: priv, verifier: verifier,
+		inflight: &dispatch.Inflight{}}
+	h := &dispatch.Handler{Verifier: verifier, Logger: cfg.Logger, Edges: d.schedule, RegionMap: cfg.RegionMap,
 		Signer: &dispatch.Signer{KID: cfg.ID, Key: priv}}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/dispatch", g.Middleware(guard.Dispatch, h))
@@ -135,11 +154,12 @@ func (d *Dispatcher) Run(ctx context.Context, ready func()) error {
 }
 
 // schedule picks the edges of a verified request: exactly three distinct healthy edges of the client's region
-// (fewer only if the region has fewer), placement and rendezvous hashing for affinity, load-aware.
+// (fewer only if the region has fewer), placement and rendezvous hashing for affinity, load-aware; full edges
+// never.
 func (d *Dispatcher) schedule(req dispatch.Request) (string, []dispatch.Edge, error) {
 	region := d.cfg.Region
 	if req.Region != "" && req.Region != region {
-		if !slices.Contains(d.cfg.Regions, req.Region) {
+		if !d.serves(req.Region) {
 			return "", nil, &dispatch.Error{Status: http.StatusBadRequest, Code: "wrong_region",
 				Message: "this dispatcher serves region " + d.cfg.Region}
 		}
@@ -157,18 +177,25 @@ func (d *Dispatcher) schedule(req dispatch.Request) (string, []dispatch.Edge, er
 	return region, picked, nil
 }
 
+// serves reports whether the dispatcher schedules into region besides its own.
+func (d *Dispatcher) serves(region string) bool {
+	return slices.Contains(d.cfg.Regions, region) ||
+		d.cfg.RegionMap != nil && slices.Contains(d.cfg.RegionMap.Regions(), region)
+}
+
 func (d *Dispatcher) pick(region string, req dispatch.Request) []dispatch.Edge {
 	c := d.cfg.Cluster
 	var cands []dispatch.Candidate
 	for _, e := range c.Edges(region) {
-		cands = append(cands, dispatch.Candidate{ID: e.ID, Region: e.Region, URL: e.URL, Load: e.Load, Draining: e.Draining})
+		cands = append(cands, dispatch.Candidate{ID: e.ID, Region: e.Region, URL: e.URL, Load: e.Load,
+			Sessions: e.Sessions, Updated: e.Updated, Capacity: e.Capacity, Draining: e.Draining})
 	}
 	var placed []string
 	for _, p := range c.ChannelEdges(region, req.AppID, req.Channel) {
 		placed = append(placed, p.EdgeID)
 	}
 	var out []dispatch.Edge
-	for _, e := range dispatch.Pick(cands, req.AppID, req.Channel, placed, 3) {
+	for _, e := range d.inflight.Pick(cands, req.AppID, req.Channel, placed, 3) {
 		out = append(out, dispatch.Edge{ID: e.ID, Region: e.Region, URL: e.URL})
 	}
 	return out

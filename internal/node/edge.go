@@ -75,7 +75,16 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 	if err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
+	// A new channel is announced at once, not at the next tick: the channel's next participants, dispatched a
+	// moment later, then find it.
+	channelsChanged := make(chan struct{}, 1)
+	e, err := edge.New(edge.Config{ChannelsChanged: func() {
+		select {
+		case channelsChanged <- struct{}{}:
+		default:
+		}
+	},
+		ID: cfg.ID, Region: cfg.Region, RTCAddr: cfg.RTCAddr, PublicIPs: cfg.PublicIPs,
 		Verifier: verifier, Tickets: keys, Guard: g, Logger: log, QualityInterval: cfg.QualityInterval,
 		JoinTimeout: cfg.JoinTimeout, ConnLimits: cfg.Limits,
 		// Every edge event, quality reports included, goes to the cluster's event stream for the console.
@@ -114,12 +123,12 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 			// Only joined sessions are load: unjoined sockets cost little and are gone by the join deadline,
 			// while counting them would let anyone make the edge look full without a token.
 			n := e.Joined()
-			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n,
+			return cluster.EdgeInfo{ID: cfg.ID, Region: cfg.Region, URL: cfg.SignalURL, Sessions: n, Capacity: cfg.MaxSessions,
 				Load: min(float64(n)/float64(cfg.MaxSessions), 1), Draining: e.Draining(),
 				Relay: relayAddr, Links: linkStatus(rt)}
 		})
 	})
-	wg.Go(func() { followCluster(ctx, c, e, cfg) })
+	wg.Go(func() { followCluster(ctx, c, e, cfg, channelsChanged) })
 	if ready != nil {
 		ready(e)
 	}
@@ -135,7 +144,7 @@ func RunEdge(ctx context.Context, cfg EdgeConfig, ready func(*edge.Server)) erro
 }
 
 // followCluster applies drain requests and keeps the edge's channel placement announced.
-func followCluster(ctx context.Context, c *cluster.Cluster, e *edge.Server, cfg EdgeConfig) {
+func followCluster(ctx context.Context, c *cluster.Cluster, e *edge.Server, cfg EdgeConfig, changed <-chan struct{}) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	announced := map[edge.Channel]time.Time{}
@@ -149,6 +158,7 @@ func followCluster(ctx context.Context, c *cluster.Cluster, e *edge.Server, cfg 
 			}
 			return
 		case <-t.C:
+		case <-changed:
 		}
 		switch drain := c.DrainRequested(cfg.Region, cfg.ID); {
 		case drain && !e.Draining():

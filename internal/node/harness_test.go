@@ -45,11 +45,12 @@ type testNet struct {
 	guard guard.Config
 	// quality is the QualityInterval of the edges added next (0: the default).
 	quality time.Duration
-	// edgeMod, if set, adjusts the configuration of the edges added next.
+	// edgeMod, if set, adjusts the configuration of the edges added next; dspMod that of the dispatchers.
 	edgeMod func(*EdgeConfig)
 	// auth, if set, is the bus authority: the bus admits only nodes with its credentials, each node gets an
 	// identity for its role, and edges link through relay transports (newAuthNet).
-	auth *busauth.Authority
+	auth   *busauth.Authority
+	dspMod func(*DispatcherConfig)
 }
 
 type runningNode struct {
@@ -181,16 +182,17 @@ func (n *testNet) addDispatcher(region, id string) *runningNode {
 
 func (n *testNet) addDispatcherWithFallback(region, id, fallback string) *runningNode {
 	n.t.Helper()
-	var follow []string
-	if fallback != "" {
-		follow = []string{fallback}
+	cfg := DispatcherConfig{ID: id, Region: region, Fallback: fallback, Guard: n.guard, Logger: n.log}
+	if n.dspMod != nil {
+		n.dspMod(&cfg)
 	}
-	c, p := n.clusterVia(busauth.RoleDispatch, region, id, follow...)
+	c, p := n.clusterVia(busauth.RoleDispatch, region, id, cfg.Followed()...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	d, err := NewDispatcher(DispatcherConfig{Cluster: c, ID: id, Region: region, Fallback: fallback, Listener: ln, Guard: n.guard, Logger: n.log})
+	cfg.Cluster, cfg.Listener = c, ln
+	d, err := NewDispatcher(cfg)
 	if err != nil {
 		n.t.Fatal(err)
 	}
