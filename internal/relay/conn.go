@@ -395,6 +395,7 @@ func (c *conn) loop() {
 			retry := retryInterval(st.SmoothedRTT, st.MeanDeviation)
 			for _, l := range *c.links.Load() {
 				nacks = l.scan(now, retry, nacks)
+				l.reportTails(now)
 			}
 			if !now.Before(nextPing) {
 				since := now.Sub(c.started)

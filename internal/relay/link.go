@@ -336,6 +336,14 @@ func (l *Link) handle(f *frame) error {
 		if o := l.outTrack(f.track); o != nil && !l.c.t.cfg.NoRecovery {
 			o.retransmit(f.seqs)
 		}
+	case frameTail:
+		it := l.in[f.track]
+		if it == nil || it.rt == nil {
+			return fmt.Errorf("relay: %s sent a tail of track %d, not a media track it published", l.c.key, f.track)
+		}
+		l.inMu.Lock()
+		it.rt.sentUpTo(f.seqs[0], time.Now())
+		l.inMu.Unlock()
 	case frameClose:
 	default:
 		return fmt.Errorf("relay: %s sent %s on a link", l.c.key, f.typ)
@@ -411,6 +419,20 @@ func (l *Link) scan(now time.Time, retry time.Duration, nacks []uint16) []uint16
 		}
 	}
 	return nacks
+}
+
+// reportTails sends a tail frame for each outgoing track that has paused since its last packets.
+func (l *Link) reportTails(now time.Time) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	for _, o := range l.out {
+		o.mu.Lock()
+		if o.ring != nil && o.ring.next > o.reported && now.Sub(o.lastWrite) >= tailDelay {
+			o.reported = o.ring.next
+			l.send(&frame{typ: frameTail, track: o.num, seqs: []uint16{uint16(o.ring.next - 1)}}, true)
+		}
+		o.mu.Unlock()
+	}
 }
 
 // collect moves a track's counters into the link's; inMu is held.
@@ -543,9 +565,11 @@ type OutTrack struct {
 	info  TrackInfo
 	media bool
 
-	mu     sync.Mutex
-	ring   *sendRing // nil for a data track, and once closed
-	closed bool
+	mu        sync.Mutex
+	ring      *sendRing // nil for a data track, and once closed
+	closed    bool
+	lastWrite time.Time // of the last packet
+	reported  uint64    // ring.next when the last tail frame was sent
 }
 
 // WriteRTP sends one RTP packet (as received from the publisher); it copies pkt and never blocks. A packet that
@@ -564,9 +588,11 @@ func (o *OutTrack) WriteRTP(pkt []byte) {
 		return
 	}
 	seq := o.ring.push(pkt)
+	now := time.Now()
+	o.lastWrite = now
 	o.mu.Unlock()
 	select {
-	case o.l.c.media <- dgramJob{out: o, seq: seq, queued: time.Now()}:
+	case o.l.c.media <- dgramJob{out: o, seq: seq, queued: now}:
 	default:
 		o.l.drop(dropQueue)
 	}

@@ -100,6 +100,21 @@ func TestRecvTrackNacks(t *testing.T) {
 	}
 }
 
+// TestRecvTrackSentUpTo: a tail frame makes the packets lost before a pause gaps, and is ignored when late.
+func TestRecvTrackSentUpTo(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := newRecvTrack(0)
+	r.receive(0, t0)
+	r.sentUpTo(3, t0) // 1, 2 and 3 lost, and nothing follows
+	if n := r.scan(t0.Add(reorderDelay), time.Second, true, nil); len(n) != 3 || r.next != 4 || r.expected != 4 {
+		t.Fatalf("nacks %v, %+v", n, r)
+	}
+	r.sentUpTo(2, t0) // behind: nothing
+	if !r.receive(3, t0) || r.recovered != 1 || r.next != 4 || r.expected != 4 {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestRecvTrackNoRecovery(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	r := newRecvTrack(0)

@@ -28,6 +28,7 @@ var frames = []frame{
 	{typ: frameKeyframe, track: 7},
 	{typ: frameNack, track: 7, seqs: []uint16{0, 1, 65535}},
 	{typ: frameClose, reason: "closed"},
+	{typ: frameTail, track: 3, seqs: []uint16{65535}},
 	{typ: frameHello, jwt: "eyJ0eXAiOiJKV1QifQ.e30.sig", region: "eu", edgeID: "edge-1", sig: bytes.Repeat([]byte{1}, sigLen)},
 	{typ: framePing, nonce: 1},
 	{typ: framePong, nonce: 1<<64 - 1},
@@ -93,6 +94,7 @@ func TestFrameMalformed(t *testing.T) {
 		{"seqs truncated", body(frameNack, 1, 2, 0, 1), "truncated"},
 		{"short signature", enc(frame{typ: frameHello, jwt: "j", region: "eu", edgeID: "e", sig: make([]byte, 10)}), "sig: truncated"},
 		{"ping truncated", body(framePing, 1, 2, 3), "truncated"},
+		{"tail without seq", body(frameTail, 1, 2), "seq: truncated"},
 		{"data too large", body(frameData, append([]byte{1}, make([]byte, protocol.MaxDataMessage+1)...)...), "message of"},
 		{"body too large", body(frameData, append([]byte{1}, make([]byte, maxFrameBody)...)...), "limit"},
 	} {
