@@ -157,7 +157,7 @@ type Config struct {
 	// NoRecovery turns loss recovery off (NACKs are neither sent nor answered): for tests that prove it works.
 	NoRecovery bool
 	// HealthInterval is how often each connection is checked (default 1 s); a connection that answers no
-	// check for HealthTimeout (default 5 s) is closed with its links.
+	// check for HealthTimeout (default 5 s, longer than HealthInterval) is closed with its links.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	// Metrics, if set, registers the per-peer metrics (label "peer": "region/edge").
@@ -183,13 +183,13 @@ type Stats struct {
 	Loss float64
 	// BitrateIn and BitrateOut are bits per second over the last few seconds.
 	BitrateIn, BitrateOut float64
-	// Dropped counts media packets and data messages not sent: the send queue was full, or a packet was larger
-	// than a datagram can carry on the path, or a message larger than protocol.MaxDataMessage.
+	// Dropped counts media packets and data messages not sent: the send queue was full, a packet waited too long
+	// for QUIC's congestion control or was larger than a datagram can carry on the path, a message was larger
+	// than protocol.MaxDataMessage.
 	Dropped uint64
 }
 
-// Errors. Closed carries one of them or a connection error; Open's errors wrap ErrRefused, ErrUntrusted or
-// ErrBackoff when one applies.
+// Errors that callers act on. Open's errors wrap ErrRefused, ErrUntrusted or ErrBackoff when one applies.
 var (
 	// ErrClosed is returned by operations on a closed Transport or Link, and wrapped by the error Handler.Closed
 	// gets when either end closed the link (or shut down) in order; any other error means the link was lost.
