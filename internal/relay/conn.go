@@ -421,7 +421,7 @@ func (c *conn) loop() {
 // need it, and the next Open dials again.
 func (c *conn) closeIfIdle(now time.Time) {
 	c.mu.Lock()
-	idle := c.dialled && !c.closing && len(*c.links.Load()) == 0 && now.Sub(c.idleSince) > idleConnTimeout
+	idle := c.dialled && !c.closing && len(*c.links.Load()) == 0 && now.Sub(c.idleSince) > c.t.idleTimeout
 	c.mu.Unlock()
 	if idle {
 		c.close(codeNormal, errors.New("relay: idle connection closed"))

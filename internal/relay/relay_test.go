@@ -433,3 +433,24 @@ func TestDatagramSize(t *testing.T) {
 		t.Error("a packet larger than a datagram arrived")
 	}
 }
+
+// TestIdleConnection: the dialler closes a connection left without links, and the next Open dials again.
+func TestIdleConnection(t *testing.T) {
+	t.Cleanup(clustertest.Goroutines(t))
+	n := newNetwork(t)
+	a, b := n.transport(t, "eu", "e1"), n.transport(t, "eu", "e2")
+	a.idleTimeout = 100 * time.Millisecond // read by the connection's goroutines, which Open starts
+	rec := newRecorder()
+	l := open(t, a, b.peer(), rec)
+	b.next(t)
+	l.Close()
+	rec.waitClosed(t)
+	eventually(t, 10*time.Second, func() error {
+		if n := conns(a) + conns(b); n != 0 {
+			return fmt.Errorf("%d connections", n)
+		}
+		return nil
+	})
+	open(t, a, b.peer(), newRecorder())
+	b.next(t)
+}
