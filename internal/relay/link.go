@@ -442,6 +442,8 @@ func (l *Link) collect(rt *recvTrack) {
 	pm := l.c.pm
 	if rt.expected > 0 {
 		l.ctr.expected.Add(rt.expected)
+	}
+	if rt.missed > 0 {
 		l.ctr.missed.Add(rt.missed)
 	}
 	if rt.lost > 0 {

@@ -77,6 +77,10 @@ func TestWAN(t *testing.T) {
 			if res.receiver.Recovered == 0 {
 				t.Error("nothing recovered")
 			}
+			// About 2% of some 700 packets in the window: far from both bounds.
+			if l := res.receiver.Loss; l < 0.003 || l > 0.06 {
+				t.Errorf("loss on first arrival %.2f%% over a path losing 2%%", 100*l)
+			}
 		})
 	}
 }
