@@ -38,6 +38,10 @@ const (
 	// mediaQueue and resendQueue bound the media datagrams waiting to be handed to QUIC, first transmissions
 	// and retransmissions; beyond them packets are dropped, as a full router queue would.
 	mediaQueue, resendQueue = 512, 256
+	// maxQueueDelay is how long a media datagram may wait for QUIC (whose congestion control may hold it
+	// back): one that waited longer is dropped, since late media is useless and the queue must not grow into
+	// seconds of delay.
+	maxQueueDelay = 150 * time.Millisecond
 )
 
 // errConnGone is a connection that closed, or began to, between its lookup and its use.
@@ -75,6 +79,7 @@ type conn struct {
 type dgramJob struct {
 	out    *OutTrack
 	seq    uint64
+	queued time.Time
 	resend bool
 }
 
@@ -314,15 +319,20 @@ func (c *conn) sendDatagrams() {
 				return
 			}
 		}
+		l := j.out.l
+		if time.Since(j.queued) > maxQueueDelay {
+			l.drop(dropQueue)
+			continue
+		}
 		var n int
 		buf, n = j.out.datagram(buf[:0], j.seq)
-		l := j.out.l
 		if n == 0 {
 			l.drop(dropQueue) // overwritten before its turn
 			continue
 		}
 		if err := c.qc.SendDatagram(buf); err != nil {
-			if errors.Is(err, &quic.DatagramTooLargeError{}) {
+			var tooLarge *quic.DatagramTooLargeError
+			if errors.As(err, &tooLarge) {
 				l.drop(dropSize)
 				continue
 			}
@@ -337,7 +347,7 @@ func (c *conn) readCtrl() {
 	for {
 		f, err := c.ctrlR.next()
 		if err != nil {
-			if c.qc.Context().Err() == nil {
+			if c.qc.Context().Err() == nil && !connErr(err) {
 				c.close(codeProtocol, fmt.Errorf("relay: %s: connection stream: %w", c.key, err))
 			}
 			return
@@ -385,6 +395,7 @@ func (c *conn) loop() {
 			retry := retryInterval(st.SmoothedRTT, st.MeanDeviation)
 			for _, l := range *c.links.Load() {
 				nacks = l.scan(now, retry, nacks)
+				l.reportTails(now)
 			}
 			if !now.Before(nextPing) {
 				since := now.Sub(c.started)
@@ -410,7 +421,7 @@ func (c *conn) loop() {
 // need it, and the next Open dials again.
 func (c *conn) closeIfIdle(now time.Time) {
 	c.mu.Lock()
-	idle := c.dialled && !c.closing && len(*c.links.Load()) == 0 && now.Sub(c.idleSince) > idleConnTimeout
+	idle := c.dialled && !c.closing && len(*c.links.Load()) == 0 && now.Sub(c.idleSince) > c.t.idleTimeout
 	c.mu.Unlock()
 	if idle {
 		c.close(codeNormal, errors.New("relay: idle connection closed"))

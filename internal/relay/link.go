@@ -37,7 +37,8 @@ type Link struct {
 	acceptor       bool // the peer opened the link
 	h              Handler
 
-	// The control queue. urgent frames (NACKs, keyframe requests) go before normal ones.
+	// The control queue. urgent frames (NACKs and keyframe requests, which name the peer's tracks and so need no
+	// order with this end's frames) go before normal ones.
 	qmu            sync.Mutex
 	urgent, normal [][]byte
 	queued         int
@@ -336,6 +337,14 @@ func (l *Link) handle(f *frame) error {
 		if o := l.outTrack(f.track); o != nil && !l.c.t.cfg.NoRecovery {
 			o.retransmit(f.seqs)
 		}
+	case frameTail:
+		it := l.in[f.track]
+		if it == nil || it.rt == nil {
+			return fmt.Errorf("relay: %s sent a tail of track %d, not a media track it published", l.c.key, f.track)
+		}
+		l.inMu.Lock()
+		it.rt.sentUpTo(f.seqs[0], time.Now())
+		l.inMu.Unlock()
 	case frameClose:
 	default:
 		return fmt.Errorf("relay: %s sent %s on a link", l.c.key, f.typ)
@@ -399,7 +408,7 @@ func (l *Link) scan(now time.Time, retry time.Duration, nacks []uint16) []uint16
 		return nacks
 	}
 	for n, it := range l.in {
-		if it.rt == nil || len(it.rt.missing) == 0 && it.rt.expected == 0 {
+		if it.rt == nil {
 			continue
 		}
 		nacks = it.rt.scan(now, retry, recovery, nacks[:0])
@@ -413,11 +422,30 @@ func (l *Link) scan(now time.Time, retry time.Duration, nacks []uint16) []uint16
 	return nacks
 }
 
+// reportTails sends a tail frame for each outgoing track that has paused since its last packets.
+func (l *Link) reportTails(now time.Time) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	for _, o := range l.out {
+		o.mu.Lock()
+		if o.ring != nil && o.ring.next > o.reported && now.Sub(o.lastWrite) >= tailDelay {
+			o.reported = o.ring.next
+			// Not urgent: it must not overtake the track's publish frame.
+			l.send(&frame{typ: frameTail, track: o.num, seqs: []uint16{uint16(o.ring.next - 1)}}, false)
+		}
+		o.mu.Unlock()
+	}
+}
+
 // collect moves a track's counters into the link's; inMu is held.
 func (l *Link) collect(rt *recvTrack) {
 	pm := l.c.pm
-	l.ctr.expected.Add(rt.expected)
-	l.ctr.missed.Add(rt.missed)
+	if rt.expected > 0 {
+		l.ctr.expected.Add(rt.expected)
+	}
+	if rt.missed > 0 {
+		l.ctr.missed.Add(rt.missed)
+	}
 	if rt.lost > 0 {
 		l.ctr.lost.Add(rt.lost)
 		pm.lost.Add(float64(rt.lost))
@@ -535,109 +563,3 @@ func (l *Link) Done() <-chan struct{} { return l.done }
 // Close ends the link; the peer's handler is told. The handler of this end gets Closed too (with ErrClosed),
 // from the link's goroutine: Close does not wait for it, so a Handler may call it.
 func (l *Link) Close() { l.end(ErrClosed, true) }
-
-// OutTrack sends one track on a link.
-type OutTrack struct {
-	l     *Link
-	num   uint64
-	info  TrackInfo
-	media bool
-
-	mu     sync.Mutex
-	ring   *sendRing // nil for a data track, and once closed
-	closed bool
-}
-
-// WriteRTP sends one RTP packet (as received from the publisher); it copies pkt and never blocks. A packet that
-// cannot be queued, or is larger than maxRTPPacket, is dropped and counted (Stats.Dropped).
-func (o *OutTrack) WriteRTP(pkt []byte) {
-	if !o.media {
-		return
-	}
-	if len(pkt) < minRTP || len(pkt) > maxRTPPacket {
-		o.l.drop(dropSize)
-		return
-	}
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return
-	}
-	seq := o.ring.push(pkt)
-	o.mu.Unlock()
-	select {
-	case o.l.c.media <- dgramJob{out: o, seq: seq}:
-	default:
-		o.l.drop(dropQueue)
-	}
-}
-
-// datagram appends the datagram of packet seq to dst and returns it with the packet's size, 0 if the packet is
-// no longer there.
-func (o *OutTrack) datagram(dst []byte, seq uint64) ([]byte, int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return dst, 0
-	}
-	p := o.ring.get(seq)
-	if p == nil {
-		return dst, 0
-	}
-	dst = appendDatagramHeader(dst, o.l.id, o.num, uint16(seq))
-	return append(dst, p...), len(p)
-}
-
-// retransmit queues the packets the peer asks for again, those still in the buffer.
-func (o *OutTrack) retransmit(seqs []uint16) {
-	for _, s := range seqs {
-		o.mu.Lock()
-		seq, ok := uint64(0), false
-		if !o.closed {
-			seq, ok = o.ring.lookup(s)
-			ok = ok && o.ring.get(seq) != nil
-		}
-		o.mu.Unlock()
-		if !ok {
-			continue
-		}
-		select {
-		case o.l.c.resend <- dgramJob{out: o, seq: seq, resend: true}:
-		default:
-			o.l.drop(dropQueue)
-		}
-	}
-}
-
-// SendData sends one data message (reliably, in order). A message larger than protocol.MaxDataMessage is
-// dropped and counted.
-func (o *OutTrack) SendData(msg []byte) {
-	if o.media {
-		return
-	}
-	if len(msg) > protocol.MaxDataMessage {
-		o.l.drop(dropSize)
-		return
-	}
-	o.mu.Lock() // held while queueing, so that no message follows the unpublish frame
-	defer o.mu.Unlock()
-	if !o.closed {
-		o.l.send(&frame{typ: frameData, track: o.num, msg: msg}, false)
-	}
-}
-
-// Unpublish tells the peer the track has ended.
-func (o *OutTrack) Unpublish() {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return
-	}
-	o.closed, o.ring = true, nil
-	o.l.send(&frame{typ: frameUnpublish, track: o.num}, false)
-	o.mu.Unlock()
-	o.l.outMu.Lock()
-	delete(o.l.out, o.num)
-	delete(o.l.outIDs, o.info.ID)
-	o.l.outMu.Unlock()
-}

@@ -20,6 +20,10 @@ const (
 	windowBits = 2048
 	// maxMissing bounds the gaps one track keeps; beyond it the oldest are given up.
 	maxMissing = 512
+	// tailDelay is how long a track must pause before its sender reports its last packet (a tail frame), so
+	// that the receiver finds the loss of the packets before a pause: longer than the usual gap between two
+	// packets of a stream (20 ms for audio, 33 ms for 30 fps video).
+	tailDelay = 50 * time.Millisecond
 	// minRing is the smallest retransmission buffer: the ring is also where a packet waits for the datagram
 	// sender, so it must hold more than a burst.
 	minRing = 64
@@ -32,8 +36,9 @@ type sendRing struct {
 }
 
 type ringSlot struct {
-	tag uint64 // extended sequence number + 1; 0 for an empty slot
-	pkt []byte
+	tag  uint64 // extended sequence number + 1; 0 for an empty slot
+	pkt  []byte
+	sent bool // handed to QUIC at least once: a packet dropped before is not worth sending late
 }
 
 func newSendRing(size int, start uint64) *sendRing {
@@ -44,18 +49,19 @@ func newSendRing(size int, start uint64) *sendRing {
 func (r *sendRing) push(pkt []byte) uint64 {
 	seq := r.next
 	s := &r.slots[seq%uint64(len(r.slots))]
-	s.tag, s.pkt = seq+1, append(s.pkt[:0], pkt...)
+	s.tag, s.pkt, s.sent = seq+1, append(s.pkt[:0], pkt...), false
 	r.next++
 	return seq
 }
 
-// get returns the packet with extended sequence number seq, or nil if it has been overwritten or not sent.
-func (r *sendRing) get(seq uint64) []byte {
+// get returns the slot of the packet with extended sequence number seq, or nil if it has been overwritten or
+// was never pushed.
+func (r *sendRing) get(seq uint64) *ringSlot {
 	s := &r.slots[seq%uint64(len(r.slots))]
 	if s.tag != seq+1 {
 		return nil
 	}
-	return s.pkt
+	return s
 }
 
 // lookup extends a wire sequence number to the most recent packet that has it.
@@ -96,39 +102,51 @@ func (r *recvTrack) bit(seq uint64) (*uint64, uint64) {
 	return &r.seen[(seq/64)%uint64(len(r.seen))], 1 << (seq % 64)
 }
 
+// extend turns a wire sequence number into the nearest extended one; false before the track's first packet.
+func (r *recvTrack) extend(seq uint16) (uint64, bool) {
+	ext := int64(r.next) + int64(int16(seq-uint16(r.next)))
+	return uint64(ext), ext >= 0
+}
+
+// advance moves next to end (> next), noting next…end-1 as gaps: up to maxMissing of them, the rest (and older
+// gaps, to make room) given up at once.
+func (r *recvTrack) advance(end uint64, now time.Time) {
+	r.expected += end - r.next
+	if end-r.next > windowBits {
+		r.seen = [windowBits / 64]uint64{}
+	} else {
+		for i := r.next; i < end; i++ {
+			w, b := r.bit(i)
+			*w &^= b
+		}
+	}
+	from := r.next
+	if end-from > maxMissing {
+		from = end - maxMissing
+	}
+	r.lost += from - r.next
+	r.missed += from - r.next
+	if len(r.missing)+int(end-from) > maxMissing {
+		for old := range r.missing {
+			r.giveUp(old)
+		}
+	}
+	for i := from; i < end; i++ {
+		r.missing[i] = gap{since: now}
+	}
+	r.next = end
+}
+
 // receive notes the arrival of wire sequence number seq at now and reports whether the packet is new (to be
 // delivered) rather than a duplicate or older than the window.
 func (r *recvTrack) receive(seq uint16, now time.Time) bool {
-	ext := int64(r.next) + int64(int16(seq-uint16(r.next)))
-	if ext < 0 {
-		return false // before the track's first packet
+	s, ok := r.extend(seq)
+	if !ok {
+		return false
 	}
-	s := uint64(ext)
 	if s >= r.next {
-		r.expected += s - r.next + 1
-		if s-r.next >= windowBits {
-			r.seen = [windowBits / 64]uint64{}
-		} else {
-			for i := r.next; i < s; i++ {
-				w, b := r.bit(i)
-				*w &^= b
-			}
-		}
-		// Note the gap, up to maxMissing packets: what does not fit is given up at once, older gaps first.
-		from := r.next
-		if s-from > maxMissing {
-			from = s - maxMissing
-		}
-		r.lost += from - r.next
-		r.missed += from - r.next
-		if len(r.missing)+int(s-from) > maxMissing {
-			for old := range r.missing {
-				r.giveUp(old)
-			}
-		}
-		for i := from; i < s; i++ {
-			r.missing[i] = gap{since: now}
-		}
+		r.advance(s, now)
+		r.expected++
 		w, b := r.bit(s)
 		*w |= b
 		r.next = s + 1
@@ -149,6 +167,14 @@ func (r *recvTrack) receive(seq uint16, now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// sentUpTo notes that the sender has sent every packet up to wire sequence number seq (a tail frame): those
+// not seen are gaps, found even when nothing follows them.
+func (r *recvTrack) sentUpTo(seq uint16, now time.Time) {
+	if s, ok := r.extend(seq); ok && s >= r.next {
+		r.advance(s+1, now)
+	}
 }
 
 func (r *recvTrack) giveUp(s uint64) {

@@ -1,15 +1,90 @@
 // Package relay links edges that hold the same channel, so that one channel can span many edges and regions.
 //
-// A Transport listens on one UDP port and speaks QUIC (TLS 1.3) with the relay transports of other edges. Both
-// ends of a connection prove that they are edges of this network: each signs the connection's TLS exporter with
-// the key of its bus credentials (a NATS user JWT issued by the network's bus authority, naming role edge, its
-// region and id), so holding a certificate, or being able to write to the bus, is not enough.
+// A Transport listens on one UDP port and speaks QUIC (RFC 9000, TLS 1.3, ALPN "stoa-relay/1", datagrams of RFC
+// 9221) with the relay transports of other edges; it dials from the same port. Both ends of a connection prove that
+// they are edges of this network: each signs the connection's TLS exporter with the key of its bus credentials (a
+// NATS user JWT issued by the network's bus authority, naming role edge, its region and id), so holding a
+// certificate, or being able to write to the bus, is not enough. Payloads are SFrame ciphertext and pass unchanged:
+// no key for them exists on any edge.
 //
-// One connection joins an edge pair; each channel the pair shares is a Link on it: a QUIC stream carries the
-// link's control messages (participants, tracks, data messages, keyframe requests, NACKs, health checks) in
-// order, and media travels as QUIC datagrams. Each RTP packet is sent once per link; the receiver detects gaps
-// and asks for retransmissions from a bounded buffer. Payloads are SFrame ciphertext and pass unchanged: no key
-// for them exists on any edge.
+// # Connections
+//
+// One connection joins an edge pair, and every link between the two uses it. If both ends dial each other at once,
+// both connections are kept: each link lives on the connection it was opened on, and Open uses whichever exists
+// (the edge decides which end opens a channel's link, so this is rare). A connection this end dialled is closed
+// after 30 s without links. The handshake (auth.go): fresh self-signed Ed25519 certificates whose contents nobody
+// checks, then on the first stream a hello from each end that signs the TLS exporter, the sender's role and its
+// claimed region and edge id. The receiver checks it with Config.Trust and requires an edge identity allowing that
+// region and id; the dialler also requires the peer it dialled. A refused peer's connection is closed with an
+// application error and the reason, logged at warn and counted (stoa_relay_refused_total{reason}: untrusted,
+// not_edge, wrong_peer, protocol); Open fails with ErrRefused (the peer refused this edge) or ErrUntrusted (this
+// edge refused the peer). After a failed attempt to reach a peer, Open fails at once with ErrBackoff for 250 ms,
+// doubling with each failure up to 10 s; a success resets it.
+//
+// The connection's first stream then carries health checks: a ping every HealthInterval, answered at once; a
+// connection that answers none for HealthTimeout is closed with all its links. QUIC keep-alives run at
+// HealthInterval and QUIC's idle timeout is twice HealthTimeout, so the health check is what fires.
+//
+// # Links
+//
+// A link is a bidirectional QUIC stream opened by the end that calls Open: it sends open (app id, channel), the
+// peer's Config.Accept answers ok or refused (the error's text, which Open returns wrapped in ErrRefused). The
+// stream id names the link in datagrams. Control messages (join, leave, publish, unpublish, data, keyframe request,
+// NACK, tail, close) are length-prefixed binary frames, bounded in size and checked field by field (wire.go
+// documents them byte by byte); a peer that sends a malformed or unexpected frame loses the link, and is told why.
+// Frames wait in a queue per link drained by one writer goroutine, NACKs and keyframe requests ahead of the rest,
+// at most 64 KiB per write; a link whose queue passes 4 MiB (its peer does not read) is ended. Data messages (at
+// most protocol.MaxDataMessage) travel on the stream, reliably and in order.
+//
+// # Media
+//
+// An RTP packet is a QUIC datagram: link id, track number, link sequence number (u16, per track, from 0), then the
+// packet as the publisher sent it. WriteRTP copies the packet into the track's retransmission buffer and queues its
+// number for the connection's datagram sender; it never blocks. The sender hands datagrams to QUIC, retransmissions
+// first. Media that cannot be sent is dropped and counted (Stats.Dropped, stoa_relay_dropped_total{reason}): when
+// the queue is full (512 first transmissions, 256 retransmissions per connection), when a packet waited more than
+// 150 ms for QUIC's congestion control, and when a packet does not fit in a datagram. quic-go starts with 1280-byte
+// packets (1200 on a path that refuses those), which leave 1235 bytes for an RTP packet (1155), enough for what
+// WebRTC stacks send (at most about 1200 bytes); path MTU discovery raises the limit to about 1400 bytes where the
+// path allows. WriteRTP refuses packets over 1400 bytes outright. Datagrams of unknown links or tracks (the publish
+// frame may arrive after the first packets) are dropped; the receiver expects every track from sequence number 0,
+// so it asks for those again.
+//
+// # Loss recovery
+//
+// Each outgoing track keeps its last RetransmitBuffer packets (at least 64) in a ring indexed by sequence number.
+// The receiver extends sequence numbers to 64 bits, delivers each packet at most once (a 2048-packet window of what
+// arrived), and notes gaps; so that the loss of the last packets before a pause is found too, a track that pauses
+// for 50 ms reports its last sequence number in a tail frame. Every 10 ms the connection scans the gaps: one older
+// than 20 ms (the reorder allowance) is asked for in a NACK; it is asked for again every retransmission timeout
+// (QUIC's smoothed RTT plus four deviations, 25 ms to 1 s) and given up (Stats.Lost) after six requests. The sender
+// answers from the ring, but does not resend a packet it dropped itself (the connection was congested, and late
+// media would add to it). A packet received after a request counts as Recovered; Loss is the share of packets
+// missing past the reorder allowance over the last five seconds, before recovery. NoRecovery turns requests and
+// answers off.
+//
+// # Concurrency
+//
+// Handler calls for control messages come from the link's reader goroutine in the peer's order; RTP comes from the
+// connection's datagram goroutine, which serves all its links, so a slow RTP handler delays every link of the
+// connection (and quic-go holds only 128 received datagrams). A track's RTP calls come between its Published and
+// Unpublished calls, and none follows Closed. Handlers may call the Link's methods, including Close, but not
+// Transport.Close, which waits for every goroutine.
+//
+// # Limits
+//
+// quic-go's congestion control (Cubic; not replaceable in v0.65) applies to datagrams and takes random loss as
+// congestion. Measured through the WAN test's proxy (80 ms RTT, ±10 ms jitter): a 0.7 Mbit/s channel at 2% loss
+// arrives whole (p99 one-way latency about 200 ms with recovery), and 10 Mbit/s without loss; but 2% loss holds a
+// connection near 1.7 Mbit/s and 0.1% loss near 7 Mbit/s. Beyond that, media waits in QUIC's own queue of 32
+// datagrams (a few hundred milliseconds) and is dropped.
+//
+// # Metrics
+//
+// With Config.Metrics, labelled peer="region/edge": stoa_relay_links, stoa_relay_rtt_seconds,
+// stoa_relay_packets_sent_total, stoa_relay_bytes_sent_total, stoa_relay_packets_received_total,
+// stoa_relay_bytes_received_total, stoa_relay_retransmitted_total, stoa_relay_recovered_total,
+// stoa_relay_lost_total, stoa_relay_dropped_total (also by reason); and stoa_relay_refused_total{reason}.
 package relay
 
 import (
@@ -82,7 +157,7 @@ type Config struct {
 	// NoRecovery turns loss recovery off (NACKs are neither sent nor answered): for tests that prove it works.
 	NoRecovery bool
 	// HealthInterval is how often each connection is checked (default 1 s); a connection that answers no
-	// check for HealthTimeout (default 5 s) is closed with its links.
+	// check for HealthTimeout (default 5 s, longer than HealthInterval) is closed with its links.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	// Metrics, if set, registers the per-peer metrics (label "peer": "region/edge").
@@ -108,13 +183,13 @@ type Stats struct {
 	Loss float64
 	// BitrateIn and BitrateOut are bits per second over the last few seconds.
 	BitrateIn, BitrateOut float64
-	// Dropped counts media packets and data messages not sent: the send queue was full, or a packet was larger
-	// than a datagram can carry on the path, or a message larger than protocol.MaxDataMessage.
+	// Dropped counts media packets and data messages not sent: the send queue was full, a packet waited too long
+	// for QUIC's congestion control or was larger than a datagram can carry on the path, a message was larger
+	// than protocol.MaxDataMessage.
 	Dropped uint64
 }
 
-// Errors. Closed carries one of them or a connection error; Open's errors wrap ErrRefused, ErrUntrusted or
-// ErrBackoff when one applies.
+// Errors that callers act on. Open's errors wrap ErrRefused, ErrUntrusted or ErrBackoff when one applies.
 var (
 	// ErrClosed is returned by operations on a closed Transport or Link, and wrapped by the error Handler.Closed
 	// gets when either end closed the link (or shut down) in order; any other error means the link was lost.

@@ -45,6 +45,7 @@ type Transport struct {
 	qconf             *quic.Config
 	serverTLS, client *tls.Config
 	m                 *metrics
+	idleTimeout       time.Duration // idleConnTimeout; shorter in tests
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -95,8 +96,8 @@ func start(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: certificate: %w", err)
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger.With("component", "relay"), conns: map[string][]*conn{},
-		dials: map[string]*dialCall{}, backoff: map[string]*backoffRec{}}
+	t := &Transport{cfg: cfg, log: cfg.Logger.With("component", "relay"), idleTimeout: idleConnTimeout,
+		conns: map[string][]*conn{}, dials: map[string]*dialCall{}, backoff: map[string]*backoffRec{}}
 	t.serverTLS, t.client = tlsConfigs(cert)
 	t.qconf = &quic.Config{
 		EnableDatagrams:       true,

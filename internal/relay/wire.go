@@ -31,6 +31,7 @@ import (
 //	keyframe  9  track uvarint                             of a track the receiver publishes
 //	nack     10  track uvarint | count uvarint | count × seq u16   of a track the receiver publishes
 //	close    11  reason string                             the sender's last frame
+//	tail     12  track uvarint | seq u16                   the last packet sent on a track that paused
 //	hello    16  jwt string | region string | edge_id string | sig (64 bytes)   connection stream, see auth.go
 //	ping     17  nonce u64                                 connection stream
 //	pong     18  nonce u64                                 connection stream, echoing a ping
@@ -56,6 +57,7 @@ const (
 	frameKeyframe  frameType = 9
 	frameNack      frameType = 10
 	frameClose     frameType = 11
+	frameTail      frameType = 12
 	frameHello     frameType = 16
 	framePing      frameType = 17
 	framePong      frameType = 18
@@ -64,7 +66,7 @@ const (
 var frameNames = map[frameType]string{
 	frameOpen: "open", frameOK: "ok", frameRefused: "refused", frameJoin: "join", frameLeave: "leave",
 	framePublish: "publish", frameUnpublish: "unpublish", frameData: "data", frameKeyframe: "keyframe",
-	frameNack: "nack", frameClose: "close", frameHello: "hello", framePing: "ping", framePong: "pong",
+	frameNack: "nack", frameClose: "close", frameTail: "tail", frameHello: "hello", framePing: "ping", framePong: "pong",
 }
 
 func (t frameType) String() string {
@@ -105,7 +107,7 @@ type frame struct {
 	track          uint64    // publish, unpublish, data, keyframe, nack
 	info           TrackInfo // publish
 	msg            []byte    // data; aliases the decoded bytes
-	seqs           []uint16  // nack
+	seqs           []uint16  // nack; tail (one)
 	jwt            string    // hello
 	region, edgeID string    // hello
 	sig            []byte    // hello
@@ -160,6 +162,11 @@ func (f *frame) check() error {
 			return malformed(t, "message of %d bytes, limit %d", len(f.msg), protocol.MaxDataMessage)
 		}
 		return trk()
+	case frameTail:
+		if len(f.seqs) != 1 {
+			return malformed(t, "%d sequence numbers, want 1", len(f.seqs))
+		}
+		return trk()
 	case frameNack:
 		if len(f.seqs) == 0 || len(f.seqs) > maxNackSeqs {
 			return malformed(t, "%d sequence numbers, want 1-%d", len(f.seqs), maxNackSeqs)
@@ -202,6 +209,8 @@ func appendFrame(dst []byte, f *frame) []byte {
 		dst = binary.AppendUvarint(dst, f.track)
 	case frameData:
 		dst = append(binary.AppendUvarint(dst, f.track), f.msg...)
+	case frameTail:
+		dst = binary.BigEndian.AppendUint16(binary.AppendUvarint(dst, f.track), f.seqs[0])
 	case frameNack:
 		dst = binary.AppendUvarint(dst, f.track)
 		dst = binary.AppendUvarint(dst, uint64(len(f.seqs)))
@@ -315,6 +324,11 @@ func decodeFrame(t frameType, body []byte) (frame, error) {
 		if r.err == nil {
 			f.msg, r.b = r.b, nil
 		}
+	case frameTail:
+		f.track = r.uvarint("track")
+		if b := r.bytes("seq", 2); r.err == nil {
+			f.seqs = []uint16{binary.BigEndian.Uint16(b)}
+		}
 	case frameNack:
 		f.track = r.uvarint("track")
 		n := r.uvarint("count")
@@ -385,6 +399,9 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, err
 	}
 	t := frameType(tb)
+	if _, ok := frameNames[t]; !ok {
+		return frame{}, fmt.Errorf("%w: unknown %s", errMalformed, t) // without waiting for a body
+	}
 	// The length: at most three bytes (maxFrameBody < 1<<21), in shortest form as parseFrame requires.
 	var lb [3]byte
 	ln := 0
