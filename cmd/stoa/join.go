@@ -223,7 +223,9 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 	joinMS := float64(time.Since(t0).Microseconds()) / 1000
 	fmt.Fprintf(env.stderr, "joined %q as %q on %s (region %s) in %.0f ms\n", cfg.Channel, cfg.UID, c.Edge().ID, c.Region(), joinMS)
 
-	runCtx, stop := context.WithTimeout(ctx, duration)
+	// The stay (--duration) starts once the tracks are published: under load, negotiating them may take longer
+	// than a short stay.
+	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -259,10 +261,12 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 			}
 		}
 	})
-	if err := publish(runCtx, &wg, c, kinds, input); err != nil {
+	if err := publish(ctx, runCtx, &wg, c, kinds, input); err != nil {
 		c.Close()
 		return err
 	}
+	stay := time.AfterFunc(duration, stop)
+	defer stay.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for done := false; !done; {
@@ -305,8 +309,9 @@ func runJoin(ctx context.Context, env *cmdEnv, cfg sdk.Config, kinds map[sdk.Kin
 	return nil
 }
 
-// publish starts a sender for each kind; it returns once they are running.
-func publish(ctx context.Context, wg *sync.WaitGroup, c *sdk.Client, kinds map[sdk.Kind]bool, input string) error {
+// publish negotiates a track of each kind with ctx and starts its sender, which runs until run ends; it returns
+// once they are running.
+func publish(ctx, run context.Context, wg *sync.WaitGroup, c *sdk.Client, kinds map[sdk.Kind]bool, input string) error {
 	m := loadtest.Marker{Counted: true}
 	every := func(d time.Duration, send func(seq uint32)) {
 		wg.Go(func() {
@@ -314,7 +319,7 @@ func publish(ctx context.Context, wg *sync.WaitGroup, c *sdk.Client, kinds map[s
 			defer t.Stop()
 			for seq := uint32(0); ; seq++ {
 				select {
-				case <-ctx.Done():
+				case <-run.Done():
 					return
 				case <-t.C:
 					send(seq)
@@ -328,7 +333,7 @@ func publish(ctx context.Context, wg *sync.WaitGroup, c *sdk.Client, kinds map[s
 			return err
 		}
 		if strings.HasSuffix(input, ".ogg") || strings.HasSuffix(input, ".opus") {
-			wg.Go(func() { playOgg(ctx, input, t) })
+			wg.Go(func() { playOgg(run, input, t) })
 		} else {
 			every(loadtest.AudioInterval, func(seq uint32) {
 				m := m
@@ -343,7 +348,7 @@ func publish(ctx context.Context, wg *sync.WaitGroup, c *sdk.Client, kinds map[s
 			return err
 		}
 		if strings.HasSuffix(input, ".ivf") {
-			wg.Go(func() { playIVF(ctx, input, t) })
+			wg.Go(func() { playIVF(run, input, t) })
 		} else {
 			every(loadtest.VideoInterval, func(seq uint32) {
 				m := m

@@ -757,11 +757,13 @@ func TestSignedProjects(t *testing.T) {
 		must(t, rogue.PutProject(context.Background(), Project{AppID: "app", Certificates: []string{"rogue-cert"}, Enabled: true}))
 		must(t, impostor.PutProject(context.Background(), Project{AppID: "new", Certificates: []string{"impostor-cert"}, Enabled: true}))
 		must(t, console.PutProject(context.Background(), Project{AppID: "marker", Certificates: []string{"m"}, Enabled: true}))
-		// The marker, written after the forgeries, shows that the edge has read past them.
-		clustertest.Eventually(t, 3*time.Second, func() error {
-			_, ok := edge.Project("marker")
-			return errorf(ok, "no marker")
-		})
+		// The marker, written after the forgeries, shows that the edge and the rogue have read past them.
+		for _, n := range []*Cluster{edge, rogue} {
+			clustertest.Eventually(t, 3*time.Second, func() error {
+				_, ok := n.Project("marker")
+				return errorf(ok, "no marker")
+			})
+		}
 		if p, _ := edge.Project("app"); p.Certificates[0] != "good-cert" {
 			t.Errorf("edge took a forged project: %+v", p)
 		}
