@@ -33,7 +33,8 @@ run() { # name, stoa dev flags..., -- loadtest flags...
   local start t0 t1 w0 w1
   t0=$(cpu_ticks $pid); w0=$(date +%s.%N)
   "$work/stoa" loadtest --url "$STOA_URL" --app-id "$STOA_APP_ID" --app-cert-file <(printf %s "$STOA_APP_CERT") \
-    --subscribers "$subs" --audio --video --duration "$duration" --json "${lt[@]}" >"$work/$name.json" 2>"$work/$name.err"
+    --subscribers "$subs" --audio --video --duration "$duration" --json "${lt[@]}" >"$work/$name.json" 2>"$work/$name.err" ||
+    { echo "$name: loadtest failed:"; tail -5 "$work/$name.err"; kill -INT $pid; wait $pid || true; return 0; }
   t1=$(cpu_ticks $pid); w1=$(date +%s.%N)
   kill -INT $pid; wait $pid || true
   python3 - "$name" "$work/$name.json" "$t0" "$t1" "$w0" "$w1" "$tick" <<'PY'
@@ -50,5 +51,6 @@ PY
 
 echo "1 publisher (audio+video) → $subs subscribers, $duration measured; CPU of the stoa dev process"
 run one-edge --regions eu:1 --
-run three-edges --regions eu:3 --max-sessions $(( (subs + 1 + 2) / 3 )) --
+# A dispatcher offers an edge up to 90 % of its capacity: size the edges so that three hold everyone, two do not.
+run three-edges --regions eu:3 --max-sessions $(( (subs + 1) * 10 / 27 + 2 )) --
 run two-regions --regions eu:1,us:1 -- --regions eu,us
