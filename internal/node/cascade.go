@@ -23,34 +23,46 @@ import (
 // With internal/edge forwarding what a link brings only to links of the other class, a track crosses each pair of
 // regions once.
 
-// channelPeers returns the edges that edge self of region must link to for channel ch.
+// channelPeers returns the edges that edge self of region must link to for channel ch, with their relay
+// addresses (an edge that announces none is left out).
 func channelPeers(c *cluster.Cluster, region, self string, ch edge.Channel) []relay.Peer {
-	byRegion := map[string][]string{}
+	holders := map[string][]string{}
 	for _, p := range c.ChannelEdges("", ch.AppID, ch.Name) {
-		byRegion[p.Region] = append(byRegion[p.Region], p.EdgeID)
-	}
-	if !slices.Contains(byRegion[region], self) {
-		byRegion[region] = append(byRegion[region], self) // not announced yet, but here
+		holders[p.Region] = append(holders[p.Region], p.EdgeID)
 	}
 	var peers []relay.Peer
-	add := func(r, id string) {
-		if info, ok := c.Edge(r, id); ok && info.Relay != "" {
-			peers = append(peers, relay.Peer{Region: r, EdgeID: id, Addr: info.Relay})
-		}
-	}
-	for _, id := range byRegion[region] {
-		if id != self {
-			add(region, id)
-		}
-	}
-	if hub(ch, byRegion[region]) == self {
-		for r, ids := range byRegion {
-			if r != region {
-				add(r, hub(ch, ids))
-			}
+	for _, e := range route(ch, region, self, holders) {
+		if info, ok := c.Edge(e.region, e.id); ok && info.Relay != "" {
+			peers = append(peers, relay.Peer{Region: e.region, EdgeID: e.id, Addr: info.Relay})
 		}
 	}
 	return peers
+}
+
+// edgeRef names an edge of a region.
+type edgeRef struct{ region, id string }
+
+// route returns the edges that edge self of region links to for ch, given the edges holding ch in each region:
+// every other holder of its region, and if it is its region's hub, every other region's hub.
+func route(ch edge.Channel, region, self string, holders map[string][]string) []edgeRef {
+	own := holders[region]
+	if !slices.Contains(own, self) {
+		own = append(slices.Clip(own), self) // not announced yet, but here
+	}
+	var out []edgeRef
+	for _, id := range own {
+		if id != self {
+			out = append(out, edgeRef{region, id})
+		}
+	}
+	if hub(ch, own) == self {
+		for r, ids := range holders {
+			if r != region && len(ids) > 0 {
+				out = append(out, edgeRef{r, hub(ch, ids)})
+			}
+		}
+	}
+	return out
 }
 
 // hub returns the edge of ids with the highest rendezvous score for ch (ties: the smallest id).
