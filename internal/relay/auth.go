@@ -20,6 +20,7 @@ import (
 // send a hello frame:
 //
 //	jwt, region, edge_id, sig = Credentials.Sign(helloDomain, exporter || role || u16 len || region || u16 len || edge_id)
+//	media_id: the id this end chose for the connection, which the peer puts in the media packets it sends here
 //
 // where exporter is the connection's TLS exporter (RFC 8446 §7.5, label exporterLabel, 32 bytes) and role is
 // roleClient or roleServer, the sender's. The exporter binds the proof to this TLS session (a proof cannot be
@@ -27,10 +28,11 @@ import (
 // exporters); the role stops a server from returning the client's proof as its own. The receiver checks it with
 // Config.Trust and requires an edge identity that allows the claimed region and id; the dialler also requires
 // that they are the peer it dialled. The dialler sends first; the server answers with its own hello only once the
-// dialler's is accepted, or closes the connection with codeUnauthenticated and the reason.
+// dialler's is accepted, or closes the connection with codeUnauthenticated and the reason. The media id needs no
+// signature: TLS protects it, and it is no secret (it travels in clear in every media packet).
 
 const (
-	alpn          = "stoa-relay/1"
+	alpn          = "stoa-relay/2" // 2: media packets beside QUIC instead of QUIC datagrams
 	exporterLabel = "EXPORTER-stoa-relay-v1"
 	helloDomain   = "relay-link"
 	roleClient    = 'c'
@@ -92,9 +94,9 @@ func exporter(cs *tls.ConnectionState) ([]byte, error) {
 }
 
 // newHello returns this end's hello.
-func newHello(creds *busauth.Credentials, exp []byte, role byte, region, edgeID string) *frame {
+func newHello(creds *busauth.Credentials, exp []byte, role byte, region, edgeID string, mediaID uint64) *frame {
 	return &frame{typ: frameHello, jwt: creds.JWT(), region: region, edgeID: edgeID,
-		sig: creds.Sign(helloDomain, helloMessage(exp, role, region, edgeID))}
+		sig: creds.Sign(helloDomain, helloMessage(exp, role, region, edgeID)), mediaID: mediaID}
 }
 
 // Reasons for refusing a peer at the handshake: the label values of stoa_relay_refused_total.

@@ -101,7 +101,7 @@ func TestHelloBoundToSession(t *testing.T) {
 		{"replayed", func(t *testing.T) string {
 			return fakeServer(t, func(qc *quic.Conn) {
 				if st, _, err := readHello(qc); err == nil {
-					st.Write(appendFrame(nil, newHello(bCreds, otherSession, roleServer, "eu", "e2")))
+					st.Write(appendFrame(nil, newHello(bCreds, otherSession, roleServer, "eu", "e2", 1)))
 					<-qc.Context().Done()
 				}
 			})

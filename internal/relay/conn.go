@@ -35,11 +35,11 @@ const (
 	tickInterval = 10 * time.Millisecond
 	// sampleInterval is how often the bitrate and loss windows take a sample.
 	sampleInterval = time.Second
-	// mediaQueue and resendQueue bound the media datagrams waiting to be handed to QUIC, first transmissions
-	// and retransmissions; beyond them packets are dropped, as a full router queue would.
+	// mediaQueue and resendQueue bound the media packets waiting for the socket, first transmissions and
+	// retransmissions; beyond them packets are dropped, as a full router queue would.
 	mediaQueue, resendQueue = 512, 256
-	// maxQueueDelay is how long a media datagram may wait for QUIC (whose congestion control may hold it
-	// back): one that waited longer is dropped, since late media is useless and the queue must not grow into
+	// maxQueueDelay is how long a media packet may wait for the socket (when this end sends faster than its
+	// uplink): one that waited longer is dropped, since late media is useless and the queue must not grow into
 	// seconds of delay.
 	maxQueueDelay = 150 * time.Millisecond
 )
@@ -47,7 +47,7 @@ const (
 // errConnGone is a connection that closed, or began to, between its lookup and its use.
 var errConnGone = errors.New("relay: connection closing")
 
-// conn is an authenticated connection to a peer: the links on it, its datagrams and its health check.
+// conn is an authenticated connection to a peer: the links on it, its media packets and its health check.
 type conn struct {
 	t       *Transport
 	qc      *quic.Conn
@@ -68,14 +68,16 @@ type conn struct {
 	closing   bool
 	idleSince time.Time
 
-	media, resend chan dgramJob
+	keys          mediaKeys
+	media, resend chan dgramJob  // to the media sender
+	rx            chan *mediaBuf // from the transport's media reader
 
 	rtt      atomic.Int64 // last health check round trip, ns
 	lastPong atomic.Int64 // when the last answer came, ns after started
 	closeErr atomic.Pointer[error]
 }
 
-// dgramJob asks the datagram sender for packet seq of a track.
+// dgramJob asks the media sender for packet seq of a track.
 type dgramJob struct {
 	out    *OutTrack
 	seq    uint64
@@ -83,18 +85,19 @@ type dgramJob struct {
 	resend bool
 }
 
-func newConn(t *Transport, qc *quic.Conn, ctrl *quic.Stream, ctrlR *frameReader, peer Peer, dialled bool) *conn {
+func newConn(t *Transport, qc *quic.Conn, ctrl *quic.Stream, ctrlR *frameReader, peer Peer, dialled bool, keys mediaKeys) *conn {
 	key := peer.key()
 	c := &conn{t: t, qc: qc, peer: peer, key: key, dialled: dialled, log: t.log.With("peer", key),
 		pm: t.m.peer(key), started: time.Now(), ctrl: ctrl, ctrlR: ctrlR,
-		media: make(chan dgramJob, mediaQueue), resend: make(chan dgramJob, resendQueue)}
+		keys: keys, media: make(chan dgramJob, mediaQueue), resend: make(chan dgramJob, resendQueue),
+		rx: make(chan *mediaBuf, rxQueue)}
 	c.idleSince = c.started
 	c.links.Store(&map[uint64]*Link{})
 	return c
 }
 
 func (c *conn) start() {
-	for _, f := range []func(){c.acceptLinks, c.readDatagrams, c.sendDatagrams, c.readCtrl, c.loop} {
+	for _, f := range []func(){c.acceptLinks, c.readMedia, c.sendMedia, c.readCtrl, c.loop} {
 		c.t.wg.Go(f)
 	}
 }
@@ -283,63 +286,6 @@ func (c *conn) acceptLink(st *quic.Stream) {
 		return
 	}
 	l.run(h)
-}
-
-// readDatagrams hands each media datagram to its link.
-func (c *conn) readDatagrams() {
-	for {
-		b, err := c.qc.ReceiveDatagram(context.Background()) // fails once the connection is closed
-		if err != nil {
-			return
-		}
-		link, track, seq, pkt, err := parseDatagram(b)
-		if err != nil {
-			continue // from an authenticated peer, so a bug: nothing to deliver
-		}
-		if l := (*c.links.Load())[link]; l != nil {
-			l.deliver(track, seq, pkt)
-		}
-	}
-}
-
-// sendDatagrams hands queued media to QUIC, retransmissions first. QUIC's own queue is short and SendDatagram
-// waits when it is full: that wait is why media goes through this goroutine rather than from WriteRTP.
-func (c *conn) sendDatagrams() {
-	buf := make([]byte, 0, 1500)
-	done := c.qc.Context().Done()
-	for {
-		var j dgramJob
-		select {
-		case j = <-c.resend:
-		default:
-			select {
-			case j = <-c.resend:
-			case j = <-c.media:
-			case <-done:
-				return
-			}
-		}
-		l := j.out.l
-		if time.Since(j.queued) > maxQueueDelay {
-			l.drop(dropQueue)
-			continue
-		}
-		var n int
-		buf, n = j.out.datagram(buf[:0], j.seq)
-		if n == 0 {
-			l.drop(dropQueue) // overwritten before its turn
-			continue
-		}
-		if err := c.qc.SendDatagram(buf); err != nil {
-			var tooLarge *quic.DatagramTooLargeError
-			if errors.As(err, &tooLarge) {
-				l.drop(dropSize)
-				continue
-			}
-			return // the connection is closed
-		}
-		l.sent(n, j.resend)
-	}
 }
 
 // readCtrl answers the peer's health checks and notes the answers to ours.

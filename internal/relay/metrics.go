@@ -7,7 +7,8 @@ import (
 // Reasons for dropping a media packet or data message: the label values of stoa_relay_dropped_total.
 const (
 	dropQueue = "queue" // the send queue was full (or the packet was overwritten while waiting)
-	dropSize  = "size"  // too large for a datagram on the path, or for a data message
+	dropSize  = "size"  // larger than maxRTPPacket (or the path's MTU), or too large for a data message
+	dropSend  = "send"  // the socket refused the packet
 )
 
 // metrics are the transport's Prometheus metrics. They exist without a registry too (unregistered), so that the
@@ -19,7 +20,7 @@ type metrics struct {
 	links, rtt                                             *prometheus.GaugeVec
 	packetsSent, bytesSent, packetsReceived, bytesReceived *prometheus.CounterVec
 	retransmitted, recovered, lost, dropped                *prometheus.CounterVec
-	refused                                                *prometheus.CounterVec
+	refused, rejected                                      *prometheus.CounterVec
 }
 
 // peerMetrics are one peer's children of the metrics, looked up once per connection.
@@ -48,11 +49,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retransmitted:   counter("stoa_relay_retransmitted_total", "Media packets sent again on the peer's request.", "peer"),
 		recovered:       counter("stoa_relay_recovered_total", "Media packets received late thanks to a request.", "peer"),
 		lost:            counter("stoa_relay_lost_total", "Media packets given up on.", "peer"),
-		dropped:         counter("stoa_relay_dropped_total", "Media packets and data messages not sent, by reason (queue, size).", "peer", "reason"),
+		dropped:         counter("stoa_relay_dropped_total", "Media packets and data messages not sent, by reason (queue, size, send).", "peer", "reason"),
 		refused:         counter("stoa_relay_refused_total", "Connections refused at the handshake, by reason.", "reason"),
+		rejected: counter("stoa_relay_media_rejected_total",
+			"Incoming media packets discarded before their link, by reason (malformed, unknown_id, address, auth, replay, queue).", "reason"),
 	}
 	m.collectors = []prometheus.Collector{m.links, m.rtt, m.packetsSent, m.bytesSent, m.packetsReceived,
-		m.bytesReceived, m.retransmitted, m.recovered, m.lost, m.dropped, m.refused}
+		m.bytesReceived, m.retransmitted, m.recovered, m.lost, m.dropped, m.refused, m.rejected}
 	if reg == nil {
 		return m, nil
 	}

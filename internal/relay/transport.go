@@ -2,7 +2,9 @@ package relay
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -56,6 +59,10 @@ type Transport struct {
 	conns   map[string][]*conn     // peer "region/edge" → authenticated connections
 	dials   map[string]*dialCall   // "region/edge@addr" → dial in progress
 	backoff map[string]*backoffRec // "region/edge@addr" → last failure
+	// mediaIDs maps the id this end chose for each connection to it (nil while its handshake runs); media
+	// holds a copy for the media reader, replaced on every change.
+	mediaIDs map[uint64]*conn
+	media    atomic.Pointer[map[uint64]*conn]
 }
 
 type dialCall struct {
@@ -97,10 +104,11 @@ func start(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("relay: certificate: %w", err)
 	}
 	t := &Transport{cfg: cfg, log: cfg.Logger.With("component", "relay"), idleTimeout: idleConnTimeout,
-		conns: map[string][]*conn{}, dials: map[string]*dialCall{}, backoff: map[string]*backoffRec{}}
+		conns: map[string][]*conn{}, dials: map[string]*dialCall{}, backoff: map[string]*backoffRec{},
+		mediaIDs: map[uint64]*conn{}}
+	t.media.Store(&map[uint64]*conn{})
 	t.serverTLS, t.client = tlsConfigs(cert)
 	t.qconf = &quic.Config{
-		EnableDatagrams:       true,
 		KeepAlivePeriod:       cfg.HealthInterval,
 		MaxIdleTimeout:        2 * cfg.HealthTimeout, // the health check is the one that fires, with its own error
 		HandshakeIdleTimeout:  handshakeTimeout / 2,
@@ -123,6 +131,7 @@ func start(cfg Config) (*Transport, error) {
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.wg.Go(t.acceptConns)
+	t.wg.Go(t.readMedia)
 	return t, nil
 }
 
@@ -247,6 +256,16 @@ func (t *Transport) dial(d *dialCall, dk string, peer Peer) {
 
 // dialConn dials peer and runs the client side of the hello exchange.
 func (t *Transport) dialConn(ctx context.Context, peer Peer) (*conn, error) {
+	id := t.reserveMediaID()
+	c, err := t.dialHello(ctx, peer, id)
+	if err != nil {
+		t.releaseMediaID(id)
+	}
+	return c, err
+}
+
+// dialHello is dialConn, with id the media id this end chose for the connection.
+func (t *Transport) dialHello(ctx context.Context, peer Peer, id uint64) (*conn, error) {
 	addr, err := resolve(ctx, peer.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("relay: %s: %w", peer.key(), err)
@@ -270,7 +289,7 @@ func (t *Transport) dialConn(ctx context.Context, peer Peer) (*conn, error) {
 	if err != nil {
 		return fail(reasonProtocol, fmt.Errorf("relay: %s: TLS exporter: %w", peer.key(), err))
 	}
-	if _, err := st.Write(appendFrame(nil, newHello(t.cfg.Credentials, exp, roleClient, t.cfg.Region, t.cfg.EdgeID))); err != nil {
+	if _, err := st.Write(appendFrame(nil, newHello(t.cfg.Credentials, exp, roleClient, t.cfg.Region, t.cfg.EdgeID, id))); err != nil {
 		qc.CloseWithError(codeProtocol, "")
 		return nil, fmt.Errorf("relay: %s: %w", peer.key(), err)
 	}
@@ -296,9 +315,13 @@ func (t *Transport) dialConn(ctx context.Context, peer Peer) (*conn, error) {
 		errors.As(err, &ae)
 		return fail(ae.reason, err)
 	}
+	m, err := newMediaKeys(&tlsState, true, id, f.mediaID)
+	if err != nil {
+		return fail(reasonProtocol, fmt.Errorf("relay: %s: %w", peer.key(), err))
+	}
 	st.SetDeadline(time.Time{})
 	proven.Addr = peer.Addr
-	return t.addConn(qc, st, fr, proven, true)
+	return t.addConn(qc, st, fr, proven, true, m)
 }
 
 // acceptConns accepts connections until the transport closes.
@@ -344,13 +367,23 @@ func (t *Transport) serve(qc *quic.Conn) {
 		t.refuse(qc, ae.reason, err)
 		return
 	}
-	if _, err := st.Write(appendFrame(nil, newHello(t.cfg.Credentials, exp, roleServer, t.cfg.Region, t.cfg.EdgeID))); err != nil {
+	id := t.reserveMediaID()
+	m, err := newMediaKeys(&tlsState, false, id, f.mediaID)
+	if err != nil {
+		t.releaseMediaID(id)
+		t.refuse(qc, reasonProtocol, fmt.Errorf("relay: %w", err))
+		return
+	}
+	if _, err := st.Write(appendFrame(nil, newHello(t.cfg.Credentials, exp, roleServer, t.cfg.Region, t.cfg.EdgeID, id))); err != nil {
+		t.releaseMediaID(id)
 		qc.CloseWithError(codeProtocol, "")
 		return
 	}
 	st.SetDeadline(time.Time{})
 	peer.Addr = qc.RemoteAddr().String()
-	t.addConn(qc, st, fr, peer, false)
+	if _, err := t.addConn(qc, st, fr, peer, false, m); err != nil {
+		t.releaseMediaID(id)
+	}
 }
 
 // refuse closes a connection whose peer failed the hello exchange, and says why.
@@ -360,16 +393,18 @@ func (t *Transport) refuse(qc *quic.Conn, reason string, err error) {
 	qc.CloseWithError(codeUnauthenticated, truncate(err.Error(), maxCloseReason))
 }
 
-// addConn starts an authenticated connection.
-func (t *Transport) addConn(qc *quic.Conn, st *quic.Stream, fr *frameReader, peer Peer, dialled bool) (*conn, error) {
+// addConn starts an authenticated connection; the caller releases its media id if it fails.
+func (t *Transport) addConn(qc *quic.Conn, st *quic.Stream, fr *frameReader, peer Peer, dialled bool, m mediaKeys) (*conn, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		qc.CloseWithError(codeGoingAway, "shutting down")
 		return nil, ErrClosed
 	}
-	c := newConn(t, qc, st, fr, peer, dialled)
+	c := newConn(t, qc, st, fr, peer, dialled, m)
 	t.conns[c.key] = append(t.conns[c.key], c)
+	t.mediaIDs[m.id] = c
+	t.publishMediaIDs()
 	c.start()
 	t.log.Debug("relay: connected", "peer", c.key, "addr", peer.Addr, "dialled", dialled)
 	return c, nil
@@ -379,6 +414,8 @@ func (t *Transport) addConn(qc *quic.Conn, st *quic.Stream, fr *frameReader, pee
 func (t *Transport) removeConn(c *conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.mediaIDs, c.keys.id)
+	t.publishMediaIDs()
 	cs := t.conns[c.key]
 	for i, x := range cs {
 		if x == c {
@@ -392,6 +429,41 @@ func (t *Transport) removeConn(c *conn) {
 	} else {
 		t.conns[c.key] = cs
 	}
+}
+
+// reserveMediaID picks a fresh random id for a connection whose handshake begins.
+func (t *Transport) reserveMediaID() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		id := binary.BigEndian.Uint64(b[:])
+		if _, taken := t.mediaIDs[id]; id != 0 && !taken {
+			t.mediaIDs[id] = nil
+			return id
+		}
+	}
+}
+
+// releaseMediaID forgets the id of a handshake that failed.
+func (t *Transport) releaseMediaID(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.mediaIDs[id]; ok && c == nil {
+		delete(t.mediaIDs, id)
+	}
+}
+
+// publishMediaIDs gives the media reader a copy of the connections by media id; t.mu is held.
+func (t *Transport) publishMediaIDs() {
+	m := make(map[uint64]*conn, len(t.mediaIDs))
+	for id, c := range t.mediaIDs {
+		if c != nil {
+			m[id] = c
+		}
+	}
+	t.media.Store(&m)
 }
 
 // Links returns the figures of every open link.

@@ -46,8 +46,8 @@ func TestHealth(t *testing.T) {
 }
 
 // TestWAN relays a realistic stream (audio at 50 packets/s, 30 fps video of 1100-byte packets with a keyframe
-// every two seconds: about 700 kbit/s) across a path with 80 ms RTT, ±10 ms jitter and 2% loss each way. With
-// recovery nearly every packet arrives; without, the loss shows.
+// every two seconds: about 700 kbit/s, and about 4.4 Mbit/s, several publishers' worth) across a path with 80 ms
+// RTT, ±10 ms jitter and 2% loss each way. With recovery nearly every packet arrives; without, the loss shows.
 func TestWAN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 10 s stream")
@@ -56,13 +56,14 @@ func TestWAN(t *testing.T) {
 	imp := impairment{delay: 40 * time.Millisecond, jitter: 10 * time.Millisecond, loss: 0.02}
 	for _, tc := range []struct {
 		name       string
+		frameBytes int
 		noRecovery bool
-	}{{"recovery", false}, {"no recovery", true}} {
+	}{{"0.7 Mbit/s recovery", 2600, false}, {"0.7 Mbit/s no recovery", 2600, true}, {"4 Mbit/s recovery", 17000, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runWAN(t, imp, tc.noRecovery, 2600)
-			t.Logf("%s: %d/%d packets delivered (%.2f%%); one-way latency p50 %s, p99 %s, max %s (the path adds 40±10 ms); "+
+			res := runWAN(t, imp, tc.noRecovery, tc.frameBytes)
+			t.Logf("%s (%.2f Mbit/s): %d/%d packets delivered (%.2f%%); one-way latency p50 %s, p99 %s, max %s (the path adds 40±10 ms); "+
 				"sender: %d retransmitted, %d dropped; receiver: %d recovered, %d lost, loss on first arrival %.2f%%, RTT %s",
-				tc.name, res.delivered, res.sent, 100*res.ratio(), res.p50, res.p99, res.max, res.sender.Retransmitted,
+				tc.name, res.mbits, res.delivered, res.sent, 100*res.ratio(), res.p50, res.p99, res.max, res.sender.Retransmitted,
 				res.sender.Dropped, res.receiver.Recovered, res.receiver.Lost, 100*res.receiver.Loss, res.receiver.RTT)
 			if tc.noRecovery {
 				if res.ratio() >= 0.995 || res.receiver.Retransmitted+res.sender.Retransmitted != 0 {
@@ -77,7 +78,7 @@ func TestWAN(t *testing.T) {
 			if res.receiver.Recovered == 0 {
 				t.Error("nothing recovered")
 			}
-			// About 2% of some 700 packets in the window: far from both bounds.
+			// About 2% of the hundreds of packets in the window: far from both bounds.
 			if l := res.receiver.Loss; l < 0.003 || l > 0.06 {
 				t.Errorf("loss on first arrival %.2f%% over a path losing 2%%", 100*l)
 			}
@@ -87,6 +88,7 @@ func TestWAN(t *testing.T) {
 
 type wanResult struct {
 	sent, delivered  int
+	mbits            float64 // the stream's rate, without retransmissions
 	p50, p99, max    time.Duration
 	sender, receiver Stats
 }
@@ -94,7 +96,7 @@ type wanResult struct {
 func (r wanResult) ratio() float64 { return float64(r.delivered) / float64(r.sent) }
 
 // runWAN sends the stream from A to B through an impaired path and measures what B's handler gets; frameBytes
-// is the size of a video P frame (keyframes are 15000 bytes).
+// is the size of a video P frame (keyframes are twice that, at least 15000 bytes).
 func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanResult {
 	n := newNetwork(t)
 	opt := func(c *Config) { c.NoRecovery = noRecovery }
@@ -132,9 +134,10 @@ func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanRe
 	}
 	recB.waitEvents(t, "published a u audio", "published v u video")
 
-	var idx uint64
+	var idx, bytes uint64
 	var seqA, seqV uint16
 	send := func(o *OutTrack, seq *uint16, size int) {
+		bytes += uint64(size)
 		p := rtpPacket(*seq, size)
 		*seq++
 		binary.BigEndian.PutUint64(p[12:], idx)
@@ -154,7 +157,7 @@ func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanRe
 		case <-videoTick.C:
 			size := frameBytes
 			if frame%60 == 0 {
-				size = 15000 // a keyframe: fourteen packets
+				size = max(15000, 2*frameBytes) // a keyframe
 			}
 			frame++
 			for ; size > 0; size -= 1100 {
@@ -162,7 +165,7 @@ func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanRe
 			}
 		}
 	}
-	total := idx
+	total, mbits := idx, float64(bytes)*8/duration.Seconds()/1e6
 	lastA, lastV := seqA-1, seqV-1
 
 	// Markers until B has settled every packet of the stream: received, or given up on.
@@ -209,6 +212,6 @@ func runWAN(t *testing.T, imp impairment, noRecovery bool, frameBytes int) wanRe
 	}
 	slices.Sort(lat)
 	sender, receiver := la.Stats(), acc.link.Stats()
-	return wanResult{sent: int(total), delivered: len(lat), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
+	return wanResult{mbits: mbits, sent: int(total), delivered: len(lat), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
 		max: lat[len(lat)-1], sender: sender, receiver: receiver}
 }

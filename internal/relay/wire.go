@@ -32,11 +32,11 @@ import (
 //	nack     10  track uvarint | count uvarint | count × seq u16   of a track the receiver publishes
 //	close    11  reason string                             the sender's last frame
 //	tail     12  track uvarint | seq u16                   the last packet sent on a track that paused
-//	hello    16  jwt string | region string | edge_id string | sig (64 bytes)   connection stream, see auth.go
+//	hello    16  jwt string | region string | edge_id string | sig (64 bytes) | media_id u64   connection stream, auth.go
 //	ping     17  nonce u64                                 connection stream
 //	pong     18  nonce u64                                 connection stream, echoing a ping
 //
-// A media datagram:
+// A media datagram, the payload of a media packet (media.go):
 //
 //	link uvarint | track uvarint | seq u16 | RTP packet (at least 12 bytes)
 //
@@ -111,6 +111,7 @@ type frame struct {
 	jwt            string    // hello
 	region, edgeID string    // hello
 	sig            []byte    // hello
+	mediaID        uint64    // hello: the sender's id of the connection, in media packets sent to it
 	nonce          uint64    // ping, pong
 }
 
@@ -176,6 +177,9 @@ func (f *frame) check() error {
 		if len(f.sig) != sigLen {
 			return malformed(t, "signature of %d bytes, want %d", len(f.sig), sigLen)
 		}
+		if f.mediaID == 0 {
+			return malformed(t, "media id 0")
+		}
 		return errors.Join(str("jwt", f.jwt, 1, maxJWT), str("region", f.region, 1, maxRegion),
 			str("edge_id", f.edgeID, 1, maxEdgeID))
 	case framePing, framePong:
@@ -222,6 +226,7 @@ func appendFrame(dst []byte, f *frame) []byte {
 		str(f.region)
 		str(f.edgeID)
 		dst = append(dst, f.sig...)
+		dst = binary.BigEndian.AppendUint64(dst, f.mediaID)
 	case framePing, framePong:
 		dst = binary.BigEndian.AppendUint64(dst, f.nonce)
 	}
@@ -346,6 +351,9 @@ func decodeFrame(t frameType, body []byte) (frame, error) {
 		f.region = r.string("region", maxRegion)
 		f.edgeID = r.string("edge_id", maxEdgeID)
 		f.sig = r.bytes("sig", sigLen)
+		if b := r.bytes("media_id", 8); r.err == nil {
+			f.mediaID = binary.BigEndian.Uint64(b)
+		}
 	case framePing, framePong:
 		if b := r.bytes("nonce", 8); r.err == nil {
 			f.nonce = binary.BigEndian.Uint64(b)
@@ -442,8 +450,6 @@ func (fr *frameReader) next() (frame, error) {
 	}
 	return decodeFrame(t, fr.buf)
 }
-
-// datagram header.
 
 // appendDatagramHeader appends the header of a media datagram.
 func appendDatagramHeader(dst []byte, link, track uint64, seq uint16) []byte {

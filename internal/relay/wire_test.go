@@ -29,7 +29,7 @@ var frames = []frame{
 	{typ: frameNack, track: 7, seqs: []uint16{0, 1, 65535}},
 	{typ: frameClose, reason: "closed"},
 	{typ: frameTail, track: 3, seqs: []uint16{65535}},
-	{typ: frameHello, jwt: "eyJ0eXAiOiJKV1QifQ.e30.sig", region: "eu", edgeID: "edge-1", sig: bytes.Repeat([]byte{1}, sigLen)},
+	{typ: frameHello, jwt: "eyJ0eXAiOiJKV1QifQ.e30.sig", region: "eu", edgeID: "edge-1", sig: bytes.Repeat([]byte{1}, sigLen), mediaID: 1<<64 - 1},
 	{typ: framePing, nonce: 1},
 	{typ: framePong, nonce: 1<<64 - 1},
 }
@@ -92,7 +92,8 @@ func TestFrameMalformed(t *testing.T) {
 		{"no seqs", body(frameNack, 1, 0), "0 sequence numbers"},
 		{"too many seqs", body(frameNack, append([]byte{1}, binary.AppendUvarint(nil, maxNackSeqs+1)...)...), "sequence numbers"},
 		{"seqs truncated", body(frameNack, 1, 2, 0, 1), "truncated"},
-		{"short signature", enc(frame{typ: frameHello, jwt: "j", region: "eu", edgeID: "e", sig: make([]byte, 10)}), "sig: truncated"},
+		{"short signature", enc(frame{typ: frameHello, jwt: "j", region: "eu", edgeID: "e", sig: make([]byte, 10), mediaID: 1}), "sig: truncated"},
+		{"media id 0", enc(frame{typ: frameHello, jwt: "j", region: "eu", edgeID: "e", sig: make([]byte, sigLen)}), "media id 0"},
 		{"ping truncated", body(framePing, 1, 2, 3), "truncated"},
 		{"tail without seq", body(frameTail, 1, 2), "seq: truncated"},
 		{"data too large", body(frameData, append([]byte{1}, make([]byte, protocol.MaxDataMessage+1)...)...), "message of"},
