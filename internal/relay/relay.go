@@ -1,7 +1,8 @@
 // Package relay links edges that hold the same channel, so that one channel can span many edges and regions.
 //
-// A Transport listens on one UDP port and speaks QUIC (RFC 9000, TLS 1.3, ALPN "stoa-relay/1", datagrams of RFC
-// 9221) with the relay transports of other edges; it dials from the same port. Both ends of a connection prove that
+// A Transport listens on one UDP port and speaks QUIC (RFC 9000, TLS 1.3, ALPN "stoa-relay/2") with the relay
+// transports of other edges; it dials from the same port, and sends media beside QUIC on that port, in packets of
+// its own sealed with keys from the QUIC connection's TLS exporter. Both ends of a connection prove that
 // they are edges of this network: each signs the connection's TLS exporter with the key of its bus credentials (a
 // NATS user JWT issued by the network's bus authority, naming role edge, its region and id), so holding a
 // certificate, or being able to write to the bus, is not enough. Payloads are SFrame ciphertext and pass unchanged:
@@ -14,7 +15,8 @@
 // (the edge decides which end opens a channel's link, so this is rare). A connection this end dialled is closed
 // after 30 s without links. The handshake (auth.go): fresh self-signed Ed25519 certificates whose contents nobody
 // checks, then on the first stream a hello from each end that signs the TLS exporter, the sender's role and its
-// claimed region and edge id. The receiver checks it with Config.Trust and requires an edge identity allowing that
+// claimed region and edge id, and carries the id the sender chose for the connection's media packets. The
+// receiver checks it with Config.Trust and requires an edge identity allowing that
 // region and id; the dialler also requires the peer it dialled. A refused peer's connection is closed with an
 // application error and the reason, logged at warn and counted (stoa_relay_refused_total{reason}: untrusted,
 // not_edge, wrong_peer, protocol); Open fails with ErrRefused (the peer refused this edge) or ErrUntrusted (this
@@ -29,7 +31,7 @@
 //
 // A link is a bidirectional QUIC stream opened by the end that calls Open: it sends open (app id, channel), the
 // peer's Config.Accept answers ok or refused (the error's text, which Open returns wrapped in ErrRefused). The
-// stream id names the link in datagrams. Control messages (join, leave, publish, unpublish, data, keyframe request,
+// stream id names the link in media packets. Control messages (join, leave, publish, unpublish, data, keyframe request,
 // NACK, tail, close) are length-prefixed binary frames, bounded in size and checked field by field (wire.go
 // documents them byte by byte); a peer that sends a malformed or unexpected frame loses the link, and is told why.
 // Frames wait in a queue per link drained by one writer goroutine, NACKs and keyframe requests ahead of the rest,
@@ -38,17 +40,30 @@
 //
 // # Media
 //
-// An RTP packet is a QUIC datagram: link id, track number, link sequence number (u16, per track, from 0), then the
-// packet as the publisher sent it. WriteRTP copies the packet into the track's retransmission buffer and queues its
-// number for the connection's datagram sender; it never blocks. The sender hands datagrams to QUIC, retransmissions
-// first. Media that cannot be sent is dropped and counted (Stats.Dropped, stoa_relay_dropped_total{reason}): when
-// the queue is full (512 first transmissions, 256 retransmissions per connection), when a packet waited more than
-// 150 ms for QUIC's congestion control, and when a packet does not fit in a datagram. quic-go starts with 1280-byte
-// packets (1200 on a path that refuses those), which leave 1235 bytes for an RTP packet (1155), enough for what
-// WebRTC stacks send (at most about 1200 bytes); path MTU discovery raises the limit to about 1400 bytes where the
-// path allows. WriteRTP refuses packets over 1400 bytes outright. Datagrams of unknown links or tracks (the publish
-// frame may arrive after the first packets) are dropped; the receiver expects every track from sequence number 0,
-// so it asks for those again.
+// RTP does not travel in QUIC: quic-go applies its congestion control (Cubic, which takes random loss for
+// congestion) to QUIC datagrams too, and on a lossy path between regions it held a connection's media to a few
+// Mbit/s. Media packets go instead beside QUIC on the same UDP socket (quic.Transport.WriteTo, and
+// ReadNonQUICPacket for the packets whose first byte has QUIC's two top bits clear), with no congestion window,
+// as SFU cascades over SRTP do. A media packet (media.go documents it byte by byte) carries in clear a version
+// byte, the receiver's id of the connection (a random 64-bit id each end chose and sent in its hello) and a
+// 64-bit packet counter; then, sealed with AES-128-GCM under a key per connection and direction derived from the
+// TLS exporter (label "EXPORTER-stoa-relay-media-v1"), the counter as nonce and the clear header authenticated:
+// link id, track number, link sequence number (u16, per track, from 0), then the RTP packet as the publisher sent
+// it. Packets go to the QUIC connection's current remote address (it follows the peer's NAT rebinding); the
+// receiver takes a packet only from the remote address of the connection its id names, only if it
+// authenticates, and only once (a window of the last 2048 counters: duplicates and older packets are refused).
+// What it refuses is dropped and counted (stoa_relay_media_rejected_total{reason}: malformed, unknown_id,
+// address, auth, replay, queue), never logged per packet.
+//
+// WriteRTP copies the packet into the track's retransmission buffer and queues its number for the connection's
+// media sender; it never blocks. The sender seals packets and writes them to the socket, retransmissions first.
+// Media that cannot be sent is dropped and counted (Stats.Dropped, stoa_relay_dropped_total{reason}): when the
+// queue is full (512 first transmissions, 256 retransmissions per connection), when a packet waited more than
+// 150 ms (the socket cannot keep up: this end sends faster than its uplink), when the socket refuses it, and when
+// it is larger than 1400 bytes (WriteRTP refuses those outright). A media packet is then at most 1450 bytes,
+// within the 1452 bytes a path of 1500-byte MTU carries (WebRTC stacks send RTP packets of at most about 1200
+// bytes). Packets of unknown links or tracks (the publish frame may arrive after the first packets) are dropped;
+// the receiver expects every track from sequence number 0, so it asks for those again.
 //
 // # Loss recovery
 //
@@ -58,7 +73,7 @@
 // for 50 ms reports its last sequence number in a tail frame. Every 10 ms the connection scans the gaps: one older
 // than 20 ms (the reorder allowance) is asked for in a NACK; it is asked for again every retransmission timeout
 // (QUIC's smoothed RTT plus four deviations, 25 ms to 1 s) and given up (Stats.Lost) after six requests. The sender
-// answers from the ring, but does not resend a packet it dropped itself (the connection was congested, and late
+// answers from the ring, but does not resend a packet it dropped itself (its uplink could not keep up, and late
 // media would add to it). A packet received after a request counts as Recovered; Loss is the share of packets
 // missing past the reorder allowance over the last five seconds, before recovery. NoRecovery turns requests and
 // answers off.
@@ -66,25 +81,31 @@
 // # Concurrency
 //
 // Handler calls for control messages come from the link's reader goroutine in the peer's order; RTP comes from the
-// connection's datagram goroutine, which serves all its links, so a slow RTP handler delays every link of the
-// connection (and quic-go holds only 128 received datagrams). A track's RTP calls come between its Published and
+// connection's media goroutine, which serves all its links, so a slow RTP handler delays every link of the
+// connection (256 received packets wait for it; more are dropped). One goroutine per transport reads the media
+// packets from quic-go (which holds only 32 of them) and hands each to its connection's goroutine. A track's RTP calls come between its Published and
 // Unpublished calls, and none follows Closed. Handlers may call the Link's methods, including Close, but not
 // Transport.Close, which waits for every goroutine.
 //
 // # Limits
 //
-// quic-go's congestion control (Cubic; not replaceable in v0.65) applies to datagrams and takes random loss as
-// congestion. Measured through the WAN test's proxy (80 ms RTT, ±10 ms jitter): a 0.7 Mbit/s channel at 2% loss
-// arrives whole (p99 one-way latency about 200 ms with recovery), and 10 Mbit/s without loss; but 2% loss holds a
-// connection near 1.7 Mbit/s and 0.1% loss near 7 Mbit/s. Beyond that, media waits in QUIC's own queue of 32
-// datagrams (a few hundred milliseconds) and is dropped.
+// Measured through the WAN test's proxy (80 ms RTT, ±10 ms jitter, 2% loss each way), a 0.7 Mbit/s channel and a
+// 4.3 Mbit/s one (several publishers) both arrive whole with recovery, p99 one-way latency about 150-170 ms.
+// Before media left QUIC, quic-go's congestion control held a connection near 1.7 Mbit/s at 2% loss (near
+// 7 Mbit/s at 0.1%), and 44% of the 4.3 Mbit/s stream arrived. Without a congestion window, nothing slows media
+// down on a path that is really congested: the relay sends what the publishers send (as an SFU does), and
+// losses are recovered while they are few; senders adapt through their own congestion control (the subscribers'
+// feedback at their edges). Media packets rely on a path MTU of 1500 bytes, as QUIC's largest packets do: on a
+// path with a smaller one, the largest RTP packets would be lost and counted as Lost.
 //
 // # Metrics
 //
 // With Config.Metrics, labelled peer="region/edge": stoa_relay_links, stoa_relay_rtt_seconds,
 // stoa_relay_packets_sent_total, stoa_relay_bytes_sent_total, stoa_relay_packets_received_total,
 // stoa_relay_bytes_received_total, stoa_relay_retransmitted_total, stoa_relay_recovered_total,
-// stoa_relay_lost_total, stoa_relay_dropped_total (also by reason); and stoa_relay_refused_total{reason}.
+// stoa_relay_lost_total, stoa_relay_dropped_total (also by reason: queue, size, send); and, without a peer label
+// (a packet that fails the checks names no proven peer), stoa_relay_refused_total{reason} and
+// stoa_relay_media_rejected_total{reason}.
 package relay
 
 import (
@@ -184,8 +205,8 @@ type Stats struct {
 	// BitrateIn and BitrateOut are bits per second over the last few seconds.
 	BitrateIn, BitrateOut float64
 	// Dropped counts media packets and data messages not sent: the send queue was full, a packet waited too long
-	// for QUIC's congestion control or was larger than a datagram can carry on the path, a message was larger
-	// than protocol.MaxDataMessage.
+	// for the socket, the socket refused it or it was larger than 1400 bytes, a message was larger than
+	// protocol.MaxDataMessage.
 	Dropped uint64
 }
 
