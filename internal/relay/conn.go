@@ -63,7 +63,7 @@ type conn struct {
 	ctrlMu sync.Mutex // serialises writes on ctrl
 	ctrlB  []byte
 
-	links     atomic.Pointer[map[uint64]*Link] // by stream id; copied on write, read for every datagram
+	links     atomic.Pointer[map[uint64]*Link] // by stream id; copied on write, read for every media packet
 	mu        sync.Mutex                       // guards writes to links, closing, idleSince
 	closing   bool
 	idleSince time.Time

@@ -19,8 +19,8 @@ const (
 	maxQueued = 4 << 20
 	// maxBatch bounds one write on a link's stream, so that urgent frames queued meanwhile wait little.
 	maxBatch = 64 << 10
-	// maxRTPPacket bounds the packets WriteRTP takes: none larger fits in a datagram (quic-go's packets are at
-	// most 1452 bytes), and the retransmission buffer is sized by it.
+	// maxRTPPacket bounds the packets WriteRTP takes: with it a media packet stays within the 1452 bytes of a path
+	// of 1500-byte MTU (maxMediaPacket), and the retransmission buffer is sized by it.
 	maxRTPPacket = 1400
 	// samples is the size of the window of the bitrate and loss figures, in samples (one per sampleInterval).
 	samples = 6
@@ -32,7 +32,7 @@ type Link struct {
 	c              *conn
 	st             *quic.Stream
 	fr             *frameReader
-	id             uint64 // the stream id, which names the link in datagrams
+	id             uint64 // the stream id, which names the link in media packets
 	appID, channel string
 	acceptor       bool // the peer opened the link
 	h              Handler
@@ -473,7 +473,7 @@ func (l *Link) drop(reason string) {
 	l.c.pm.dropped.WithLabelValues(reason).Inc()
 }
 
-// sent counts a media packet of n bytes handed to QUIC.
+// sent counts a media packet of n bytes written to the socket.
 func (l *Link) sent(n int, resend bool) {
 	l.ctr.packetsSent.Add(1)
 	l.ctr.bytesSent.Add(uint64(n))

@@ -24,7 +24,7 @@ const (
 	// that the receiver finds the loss of the packets before a pause: longer than the usual gap between two
 	// packets of a stream (20 ms for audio, 33 ms for 30 fps video).
 	tailDelay = 50 * time.Millisecond
-	// minRing is the smallest retransmission buffer: the ring is also where a packet waits for the datagram
+	// minRing is the smallest retransmission buffer: the ring is also where a packet waits for the media
 	// sender, so it must hold more than a burst.
 	minRing = 64
 )
@@ -38,7 +38,7 @@ type sendRing struct {
 type ringSlot struct {
 	tag  uint64 // extended sequence number + 1; 0 for an empty slot
 	pkt  []byte
-	sent bool // handed to QUIC at least once: a packet dropped before is not worth sending late
+	sent bool // sent at least once: a packet dropped before is not worth sending late
 }
 
 func newSendRing(size int, start uint64) *sendRing {

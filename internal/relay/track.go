@@ -65,7 +65,7 @@ func (o *OutTrack) datagram(dst []byte, seq uint64) ([]byte, int) {
 }
 
 // retransmit queues the packets the peer asks for again: those still in the buffer that went out before (one
-// this end dropped went nowhere because the connection was congested, and sending it late would add to that).
+// this end dropped went nowhere because its uplink could not keep up, and sending it late would add to that).
 func (o *OutTrack) retransmit(seqs []uint16) {
 	for _, s := range seqs {
 		o.mu.Lock()
