@@ -38,7 +38,7 @@ type outFile struct {
 
 // createFile creates name in root (never replacing a file) and starts age encryption to recipients, if any.
 func createFile(root *os.Root, name string, recipients []age.Recipient) (*outFile, error) {
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600) // read back by rehash
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func readIVF(b []byte) (frames [][]byte, pts []uint64, count uint32, w, h int, e
 			return nil, nil, 0, 0, 0, err
 		}
 		frames = append(frames, f)
-		pts = append(pts, fh.Timestamp)
+		pts = append(pts, fh.Timestamp*uint64(hdr.TimebaseNumerator)/uint64(hdr.TimebaseDenominator)) // pion scales it
 	}
 }
 

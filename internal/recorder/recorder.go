@@ -64,7 +64,11 @@ type Recorder struct {
 	log        *slog.Logger
 	opts       outFileOptions
 
+	// written, if set, sees every frame written (tests).
+	written func(sdk.Frame)
+
 	mu       sync.Mutex
+	errs     []error // of the track writers: they end the recording
 	segments []*segment
 	names    map[string]int // file name base ("<uid>-<kind>") → segments so far
 	manifest Manifest       // the fields that do not change
@@ -168,7 +172,14 @@ loop:
 			if !ok {
 				break loop
 			}
-			wg.Go(func() { r.record(runCtx, stop, t) })
+			wg.Go(func() {
+				if err := r.record(runCtx, t); err != nil {
+					r.mu.Lock()
+					r.errs = append(r.errs, err)
+					r.mu.Unlock()
+					stop(err)
+				}
+			})
 		case _, ok := <-c.Data(): // data messages are not recorded
 			if !ok {
 				break loop
@@ -199,6 +210,11 @@ loop:
 	if errors.Is(cause, context.Canceled) && ctx.Err() != nil {
 		cause = nil // stopped by the caller: the normal end
 	}
+	r.mu.Lock()
+	if len(r.errs) > 0 && !errors.Is(cause, r.errs[0]) { // a file that failed to close after the end
+		cause = errors.Join(append([]error{cause}, r.errs...)...)
+	}
+	r.mu.Unlock()
 	end := time.Now().UTC()
 	if err := r.writeManifest(&end, cause); err != nil {
 		return errors.Join(cause, err)
@@ -207,12 +223,14 @@ loop:
 	return cause
 }
 
-// record writes one remote track until it ends or ctx does, flushing every FlushInterval.
-func (r *Recorder) record(ctx context.Context, fail context.CancelCauseFunc, t *sdk.RemoteTrack) {
+// record writes one remote track until it ends or ctx does, flushing every FlushInterval; an error is a file
+// that cannot be written.
+func (r *Recorder) record(ctx context.Context, t *sdk.RemoteTrack) (err error) {
 	tw := &trackWriter{r: r, info: t.Info()}
 	defer func() {
-		if err := tw.close(); err != nil {
-			fail(err)
+		err = errors.Join(err, tw.close())
+		if tw.dropped > 0 {
+			r.log.Warn("frames dropped", "uid", tw.info.UID, "kind", tw.info.Kind, "late_or_invalid", tw.dropped)
 		}
 	}()
 	lastFlush := time.Now()
@@ -222,17 +240,15 @@ func (r *Recorder) record(ctx context.Context, fail context.CancelCauseFunc, t *
 		cancel()
 		if err == nil {
 			if err := tw.write(f); err != nil {
-				fail(err)
-				return
+				return err
 			}
 		} else if ctx.Err() != nil || errors.Is(err, io.EOF) {
-			return
+			return nil
 		}
 		if time.Since(lastFlush) >= r.cfg.FlushInterval {
 			lastFlush = time.Now()
 			if err := tw.flush(); err != nil {
-				fail(err)
-				return
+				return err
 			}
 		}
 	}
@@ -251,6 +267,7 @@ func (tw *trackWriter) write(f sdk.Frame) error {
 		err := tw.seg.write(f, time.Now())
 		switch {
 		case err == nil:
+			tw.r.observe(f)
 			return nil
 		case errors.Is(err, errLate), errors.Is(err, errBadFrame):
 			tw.dropped++
@@ -268,7 +285,16 @@ func (tw *trackWriter) write(f sdk.Frame) error {
 		return nil
 	}
 	tw.seg = seg // nil while a video track waits for its key frame
+	if seg != nil {
+		tw.r.observe(f)
+	}
 	return err
+}
+
+func (r *Recorder) observe(f sdk.Frame) {
+	if r.written != nil {
+		r.written(f)
+	}
 }
 
 func (tw *trackWriter) flush() error {
