@@ -207,8 +207,8 @@ loop:
 	cancel()
 	wg.Wait()
 	cause := context.Cause(runCtx)
-	if errors.Is(cause, context.Canceled) && ctx.Err() != nil {
-		cause = nil // stopped by the caller: the normal end
+	if errors.Is(cause, context.Canceled) || ctx.Err() != nil && errors.Is(cause, ctx.Err()) {
+		cause = nil // stopped by the caller, or its deadline: the normal end
 	}
 	r.mu.Lock()
 	if len(r.errs) > 0 && !errors.Is(cause, r.errs[0]) { // a file that failed to close after the end
