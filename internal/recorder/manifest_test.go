@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 )
 
 func testManifest() *Manifest {
@@ -122,5 +125,34 @@ func TestKeyFile(t *testing.T) {
 	}
 	if _, err := ParsePublicKey("AAAA"); err == nil {
 		t.Error("a short public key was read")
+	}
+}
+
+// What a SIGKILL leaves of an encrypted file: age authenticates each 64 KiB chunk, so decrypting a cut file yields
+// every whole chunk, then an error. docs/recording.md relies on this.
+func TestTruncatedAgeFileKeepsWholeChunks(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc bytes.Buffer
+	w, err := age.Encrypt(&enc, id.Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("0123456789abcdef"), 3<<12) // 192 KiB: three chunks
+	w.Write(plain)
+	w.Close()
+	cut := enc.Bytes()[:enc.Len()-40000] // inside the third chunk
+	r, err := age.Decrypt(bytes.NewReader(cut), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err == nil {
+		t.Error("a cut file decrypted without an error")
+	}
+	if len(got) != 2<<16 || !bytes.Equal(got, plain[:len(got)]) {
+		t.Errorf("got %d bytes before the error, want the two whole chunks (%d bytes)", len(got), 2<<16)
 	}
 }
