@@ -51,6 +51,10 @@ type Config struct {
 	// AutoSubscribe subscribes to every track of the channel, present and future (nil means true). With it false,
 	// call Client.Subscribe for the tracks wanted.
 	AutoSubscribe *bool
+	// Hidden joins without being announced to the channel's other participants, as a recorder does. The token
+	// must grant the join-hidden privilege (token.PrivilegeJoinHidden, or token.RoleRecorder), and a hidden
+	// client cannot publish.
+	Hidden bool
 
 	// Logger receives the client's logs (default: discard). Tokens and keys never appear in them.
 	Logger *slog.Logger

@@ -104,7 +104,7 @@ func (s *session) join(ctx context.Context) (*protocol.Joined, error) {
 	defer cancel()
 	resp, err := s.request(ctx, &protocol.Message{Type: protocol.TypeJoin, Join: &protocol.Join{
 		Version: protocol.Version, Token: tok, AppID: s.c.cfg.AppID, Channel: s.c.cfg.Channel, UID: s.c.cfg.UID,
-		Ticket: s.c.ticket, AutoSubscribe: s.c.cfg.AutoSubscribe, Client: clientName,
+		Ticket: s.c.ticket, AutoSubscribe: s.c.cfg.AutoSubscribe, Client: clientName, Hidden: s.c.cfg.Hidden,
 	}})
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ type Participant struct {
 }
 
 // Privilege tells until when the token grants an action. ID uses the token's numbers: 1 join channel, 2 publish
-// audio, 3 publish video, 4 publish data.
+// audio, 3 publish video, 4 publish data, 100 join hidden.
 type Privilege struct {
 	ID        uint16
 	Name      string
@@ -65,6 +65,7 @@ const (
 	PrivilegePublishAudio uint16 = 2
 	PrivilegePublishVideo uint16 = 3
 	PrivilegePublishData  uint16 = 4
+	PrivilegeJoinHidden   uint16 = 100
 )
 
 // Frame is a decrypted media frame of a remote track.

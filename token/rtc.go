@@ -13,6 +13,8 @@ const (
 	RolePublisher Role = iota + 1
 	// RoleSubscriber may only join (privilege 1).
 	RoleSubscriber
+	// RoleRecorder may join, and join hidden (privileges 1 and 100): for recorders, which receive but never publish.
+	RoleRecorder
 )
 
 // Privileges returns the RTC privileges of the role.
@@ -22,6 +24,8 @@ func (r Role) Privileges() []Privilege {
 		return []Privilege{PrivilegeJoinChannel, PrivilegePublishAudio, PrivilegePublishVideo, PrivilegePublishData}
 	case RoleSubscriber:
 		return []Privilege{PrivilegeJoinChannel}
+	case RoleRecorder:
+		return []Privilege{PrivilegeJoinChannel, PrivilegeJoinHidden}
 	}
 	return nil
 }

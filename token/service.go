@@ -46,6 +46,11 @@ const (
 	PrivilegePublishAudio Privilege = 2
 	PrivilegePublishVideo Privilege = 3
 	PrivilegePublishData  Privilege = 4
+	// PrivilegeJoinHidden is Stoa's own RTC privilege (AccessToken2 defines 1–4): with it a client may join
+	// hidden — never announced to the channel's other participants, and unable to publish — as a recorder does.
+	// Edges honour it only when the join asks to be hidden; number 100 keeps clear of the format's own numbers,
+	// and any builder that takes a privilege number can grant it (docs/recording.md).
+	PrivilegeJoinHidden Privilege = 100
 )
 
 // PrivilegeLogin is the privilege of the RTM, FPA and RTM2 services.
@@ -62,6 +67,8 @@ func (p Privilege) name(t ServiceType) string {
 			return "publish video"
 		case PrivilegePublishData:
 			return "publish data"
+		case PrivilegeJoinHidden:
+			return "join hidden"
 		}
 	}
 	return "privilege " + strconv.Itoa(int(p))

@@ -260,3 +260,33 @@ func TestVerifyCachedDoesNotAllocate(t *testing.T) {
 		t.Errorf("cached Verify allocates %v times", n)
 	}
 }
+
+// The recorder role grants joining and joining hidden; the publisher role does not grant joining hidden.
+func TestRecorderRoleGrantsJoinHidden(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v := NewVerifier(WithClock(func() time.Time { return now }))
+	v.SetCertificates(refAppID, refCert)
+	for _, tc := range []struct {
+		role   Role
+		hidden bool
+	}{{RoleRecorder, true}, {RolePublisher, false}, {RoleSubscriber, false}} {
+		tok, err := BuildRTC(refCert, RTCOptions{AppID: refAppID, Channel: "c", UID: "9", Role: tc.role,
+			Expire: time.Hour, IssuedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := v.Verify(tok, Expect{AppID: refAppID, Channel: "c", UID: "9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Allows(PrivilegeJoinHidden, now); got != tc.hidden {
+			t.Errorf("role %d: join hidden = %v, want %v", tc.role, got, tc.hidden)
+		}
+		if at, ok := g.PrivilegeExpiresAt(PrivilegeJoinHidden); ok && !at.Equal(now.Add(time.Hour)) {
+			t.Errorf("role %d: join hidden expires at %v", tc.role, at)
+		}
+		if tc.role == RoleRecorder && g.Allows(PrivilegePublishAudio, now) {
+			t.Error("a recorder may publish")
+		}
+	}
+}

@@ -86,14 +86,27 @@ type Grant struct {
 	ExpiresAt time.Time
 	// privileges holds the expiry of RTC privileges 1..4 as Unix seconds; 0 = not granted.
 	privileges [PrivilegePublishData + 1]int64
+	// hidden is the expiry of PrivilegeJoinHidden, as privileges.
+	hidden int64
+}
+
+// expiry returns where the expiry of RTC privilege p is kept, or nil for a privilege the grant does not track.
+func (g *Grant) expiry(p Privilege) *int64 {
+	switch {
+	case p >= PrivilegeJoinChannel && p <= PrivilegePublishData:
+		return &g.privileges[p]
+	case p == PrivilegeJoinHidden:
+		return &g.hidden
+	}
+	return nil
 }
 
 func newGrant(t *Token, s *Service) Grant {
 	g := Grant{AppID: t.AppID, Channel: s.Channel, UID: s.UID, IssuedAt: t.IssuedAt(), ExpiresAt: t.ExpiresAt()}
 	for p, v := range s.Privileges {
-		if p >= PrivilegeJoinChannel && p <= PrivilegePublishData {
+		if at := g.expiry(p); at != nil {
 			// A privilege never outlives the token.
-			g.privileges[p] = min(int64(t.IssueTS)+int64(v), g.ExpiresAt.Unix())
+			*at = min(int64(t.IssueTS)+int64(v), g.ExpiresAt.Unix())
 		}
 	}
 	return g
@@ -101,10 +114,11 @@ func newGrant(t *Token, s *Service) Grant {
 
 // PrivilegeExpiresAt returns when RTC privilege p expires, and false if the token does not grant it.
 func (g Grant) PrivilegeExpiresAt(p Privilege) (time.Time, bool) {
-	if p < PrivilegeJoinChannel || p > PrivilegePublishData || g.privileges[p] == 0 {
+	at := g.expiry(p)
+	if at == nil || *at == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(g.privileges[p], 0), true
+	return time.Unix(*at, 0), true
 }
 
 // Allows reports whether privilege p is granted and unexpired at now.

@@ -43,6 +43,7 @@ func rootCommand() *command {
 			sframeCommand(),
 			devCommand(),
 			joinCommand(),
+			recordCommand(),
 			loadtestCommand(),
 			edgeCommand(),
 			dispatchCommand(),

@@ -42,19 +42,20 @@ func tokenBuildCommand() *command {
 	return &command{
 		name:    "build",
 		summary: "build an RTC token, as an app server does",
-		usage: `stoa token build --app-id ID --app-cert CERT --channel NAME (--uid N | --account S) [--role publisher|subscriber]
+		usage: `stoa token build --app-id ID --app-cert CERT --channel NAME (--uid N | --account S) [--role publisher|subscriber|recorder]
                  [--expire SECONDS] [--privilege-expire SECONDS] [--issued-at UNIX] [--salt N]
 
 Prints an AccessToken2 ("007") token that admits the uid or user account to the channel. --uid 0 makes a
 wildcard token that admits any uid. A publisher may join and publish audio, video and data; a subscriber
-may only join. Lifetimes are seconds after the issue time.`,
+may only join; a recorder may join, and join hidden (Stoa's privilege 100: never announced to the
+channel, unable to publish; see docs/recording.md). Lifetimes are seconds after the issue time.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&appID, "app-id", "", "App ID (32 hexadecimal characters)")
 			cert = newSecretFlag(fs, "app-cert", appCertEnv, "App Certificate")
 			fs.StringVar(&channel, "channel", "", "channel name")
 			fs.StringVar(&uid, "uid", "", "numeric uid, 0..4294967295 (0: any uid)")
 			fs.StringVar(&account, "account", "", "user account (a string uid)")
-			fs.StringVar(&role, "role", "publisher", "publisher or subscriber")
+			fs.StringVar(&role, "role", "publisher", "publisher, subscriber or recorder")
 			fs.Uint64Var(&expire, "expire", 3600, "token lifetime in seconds")
 			fs.Uint64Var(&privExpire, "privilege-expire", 0, "privilege lifetime in seconds (default: --expire)")
 			fs.Int64Var(&issuedAt, "issued-at", 0, "issue time in Unix seconds (default: now)")
@@ -89,8 +90,10 @@ may only join. Lifetimes are seconds after the issue time.`,
 				o.Role = token.RolePublisher
 			case "subscriber":
 				o.Role = token.RoleSubscriber
+			case "recorder":
+				o.Role = token.RoleRecorder
 			default:
-				return usagef("--role must be publisher or subscriber")
+				return usagef("--role must be publisher, subscriber or recorder")
 			}
 			if !flagSet(env.fs, "privilege-expire") {
 				privExpire = expire

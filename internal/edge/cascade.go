@@ -116,8 +116,10 @@ func (r *room) attach(l *roomLink, link *relay.Link) bool {
 	old := r.links[l.key]
 	r.links[l.key] = l
 	l.link.Store(link)
-	for uid := range r.members {
-		l.announceUID(uid, true, "")
+	for uid, s := range r.members {
+		if !s.hidden {
+			l.announceUID(uid, true, "")
+		}
 	}
 	for _, m := range r.links {
 		for uid := range m.uids {

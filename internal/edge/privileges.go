@@ -12,11 +12,18 @@ var privilegeNames = map[token.Privilege]string{
 	token.PrivilegePublishAudio: "publish audio",
 	token.PrivilegePublishVideo: "publish video",
 	token.PrivilegePublishData:  "publish data",
+	token.PrivilegeJoinHidden:   "join hidden",
 }
 
+// privilegeStates lists the privileges that matter to the session: 1–4, and join hidden when it joined hidden.
 func (s *session) privilegeStates() []protocol.PrivilegeState {
 	var out []protocol.PrivilegeState
-	for p := token.PrivilegeJoinChannel; p <= token.PrivilegePublishData; p++ {
+	privs := []token.Privilege{token.PrivilegeJoinChannel, token.PrivilegePublishAudio, token.PrivilegePublishVideo,
+		token.PrivilegePublishData}
+	if s.hidden {
+		privs = append(privs, token.PrivilegeJoinHidden)
+	}
+	for _, p := range privs {
 		if at, ok := s.grant.PrivilegeExpiresAt(p); ok {
 			out = append(out, protocol.PrivilegeState{Privilege: uint16(p), Name: privilegeNames[p], ExpiresAt: at.Unix()})
 		}
@@ -60,12 +67,13 @@ func (s *session) scheduleExpiry() {
 	}
 }
 
-// privilegeExpired enforces an expiry: without the join privilege the participant leaves; without a publish
-// privilege its publications of that kind stop.
+// privilegeExpired enforces an expiry: without the join privilege (or, joined hidden, the join-hidden privilege)
+// the participant leaves — a hidden one is never made visible; without a publish privilege its publications of
+// that kind stop.
 func (s *session) privilegeExpired(priv token.Privilege, state protocol.PrivilegeState) {
-	if priv == token.PrivilegeJoinChannel {
+	if priv == token.PrivilegeJoinChannel || priv == token.PrivilegeJoinHidden {
 		s.send(&protocol.Message{Type: protocol.TypeRemoved, Removed: &protocol.Removed{
-			Reason: protocol.CodePrivilegeExpired, Message: "the join privilege has expired"}})
+			Reason: protocol.CodePrivilegeExpired, Message: "the " + state.Name + " privilege has expired"}})
 		s.end(protocol.CodePrivilegeExpired)
 		return
 	}

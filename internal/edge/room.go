@@ -88,15 +88,17 @@ func (r *room) leave(s *session, reason protocol.Code) {
 }
 
 // uidChanged brings what local sessions and links were told about participant uid in line with where it now is.
-// r.mu is held; the notices for local sessions are returned.
+// A hidden member counts as absent: it is announced neither to local sessions nor to links. r.mu is held; the
+// notices for local sessions are returned.
 func (r *room) uidChanged(uid string, reason protocol.Code) notices {
 	self := r.members[uid]
-	visible := self != nil
+	here := self != nil && !self.hidden
+	visible := here
 	for _, l := range r.links {
 		visible = visible || l.uids[uid]
 	}
 	for _, l := range r.links {
-		l.announceUID(uid, self != nil || r.relayedUID(uid, l), string(reason))
+		l.announceUID(uid, here || r.relayedUID(uid, l), string(reason))
 	}
 	if visible == r.shown[uid] {
 		return nil

@@ -50,9 +50,11 @@ type session struct {
 	reason  protocol.Code // why the session ended; written once, before done is closed
 	wg      sync.WaitGroup
 
-	// Set at join, read-only afterwards (other sessions read uid and autoSubscribe).
+	// Set at join, read-only afterwards (other sessions read uid and autoSubscribe, the room reads hidden).
 	uid           string
 	autoSubscribe bool
+	// hidden: the participant is never announced to others, here or over relay links, and cannot publish.
+	hidden bool
 
 	// owned by run
 	joined     bool
@@ -381,6 +383,10 @@ func (s *session) handleJoin(m *protocol.Message) {
 		return
 	}
 	verified = true
+	if j.Hidden && !g.Allows(token.PrivilegeJoinHidden, s.srv.cfg.Clock.Now()) {
+		fail(protocol.CodeNoPrivilege, "the token does not grant joining hidden")
+		return
+	}
 	if keys := s.srv.cfg.Tickets; keys != nil {
 		if _, err := keys.Verify(j.Ticket, ticket.Want{Edge: s.srv.cfg.ID, AppID: j.AppID, Channel: j.Channel,
 			UID: j.UID, Now: s.srv.cfg.Clock.Now()}); err != nil {
@@ -388,10 +394,10 @@ func (s *session) handleJoin(m *protocol.Message) {
 			return
 		}
 	}
-	s.uid, s.grant, s.joined = j.UID, g, true
+	s.uid, s.grant, s.joined, s.hidden = j.UID, g, true, j.Hidden
 	s.joinStart = start
 	s.autoSubscribe = j.AutoSubscribe == nil || *j.AutoSubscribe
-	s.log = s.log.With("app", j.AppID, "channel", j.Channel, "uid", j.UID)
+	s.log = s.log.With("app", j.AppID, "channel", j.Channel, "uid", j.UID, "hidden", j.Hidden)
 
 	if err := s.newSubscriberPC(); err != nil {
 		s.log.Error("subscriber connection", "err", err)
@@ -460,6 +466,10 @@ func (s *session) handleRenew(m *protocol.Message) {
 		s.sendError(m.ID, protocol.TokenErrorCode(err), err.Error())
 		return
 	}
+	if s.hidden && !g.Allows(token.PrivilegeJoinHidden, s.srv.cfg.Clock.Now()) {
+		s.sendError(m.ID, protocol.CodeNoPrivilege, "a hidden participant's new token must grant joining hidden")
+		return
+	}
 	s.grant = g
 	s.scheduleExpiry()
 	s.send(&protocol.Message{Type: protocol.TypeRenewed, ID: m.ID, Renewed: &protocol.Renewed{Privileges: s.privilegeStates()}})
@@ -467,6 +477,10 @@ func (s *session) handleRenew(m *protocol.Message) {
 
 func (s *session) handlePublish(m *protocol.Message) {
 	kind := m.Publish.Kind
+	if s.hidden {
+		s.sendError(m.ID, protocol.CodeNoPrivilege, "a hidden participant does not publish")
+		return
+	}
 	priv := kindPrivilege[kind]
 	if at, ok := s.grant.PrivilegeExpiresAt(priv); !ok {
 		s.sendError(m.ID, protocol.CodeNoPrivilege, "the token does not grant publishing "+string(kind))

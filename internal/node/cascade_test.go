@@ -14,6 +14,7 @@ import (
 	"github.com/stoa-rtc/stoa/internal/edge"
 	"github.com/stoa-rtc/stoa/internal/relay"
 	"github.com/stoa-rtc/stoa/sdk"
+	"github.com/stoa-rtc/stoa/token"
 )
 
 // joinedSeen waits until the dispatcher d lists total joined sessions in its region: its next answer accounts
@@ -348,4 +349,63 @@ func TestCascadeEventsAndData(t *testing.T) {
 		l, ok := ev.(sdk.ParticipantLeft)
 		return ok && l.UID == "alice"
 	})
+}
+
+// A hidden participant (a recorder) on another edge than the publisher receives the channel's media over the relay
+// link, and is never announced across it: alice, on the first edge, is told of dave, who joined the recorder's edge
+// after the recorder, and of no one before him.
+func TestCascadeHiddenParticipant(t *testing.T) {
+	n := newAuthNet(t)
+	n.edgeMod = func(c *EdgeConfig) { c.MaxSessions = 2 }
+	n.addEdge("eu", "eu-a")
+	n.addEdge("eu", "eu-b")
+	d := n.addDispatcher("eu", "d-eu")
+	p := n.newParty("hidden")
+	alice := p.join(d, "alice", "", true)
+	n.joinedSeen(d, 1)
+	p.join(d, "carol", "", false)
+	n.joinedSeen(d, 2)
+	rec := p.join(d, "rec", "", false, func(c *sdk.Config) {
+		c.Hidden = true
+		tok, err := token.BuildRTC(testCert, token.RTCOptions{AppID: testApp, Channel: "hidden", UID: "rec",
+			Role: token.RoleRecorder, Expire: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Token = tok
+	})
+	if rec.Edge().ID == alice.Edge().ID {
+		t.Fatalf("the recorder is on alice's edge %s; the test needs it on the other", rec.Edge().ID)
+	}
+	p.flowing(10, 20*time.Second) // the recorder receives alice over the link
+	n.joinedSeen(d, 3)
+	dave := p.join(d, "dave", "", false)
+	if dave.Edge().ID != rec.Edge().ID {
+		t.Fatalf("dave is on %s, the recorder on %s", dave.Edge().ID, rec.Edge().ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for seen := false; !seen; {
+		select {
+		case ev := <-alice.Events():
+			switch ev := ev.(type) {
+			case sdk.ParticipantJoined:
+				seen = ev.Participant.UID == "dave"
+				if ev.Participant.UID == "rec" {
+					t.Fatal("alice was told the hidden recorder joined")
+				}
+			case sdk.ParticipantLeft:
+				t.Fatalf("alice was told %s left", ev.UID)
+			}
+		case <-ctx.Done():
+			t.Fatal("alice never heard of dave")
+		}
+	}
+	for _, c := range []*sdk.Client{alice, dave} {
+		for _, part := range c.Participants() {
+			if part.UID == "rec" {
+				t.Errorf("the hidden recorder is among %v", c.Participants())
+			}
+		}
+	}
 }

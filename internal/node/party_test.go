@@ -37,11 +37,15 @@ func (n *testNet) newParty(channel string) *party {
 	return p
 }
 
-// join joins uid through the dispatcher entry (asking for region, if set) and, if publish, starts its frames.
-func (p *party) join(entry *runningNode, uid, region string, publish bool) *sdk.Client {
+// join joins uid through the dispatcher entry (asking for region, if set) and, if publish, starts its frames; mods
+// change the client's configuration.
+func (p *party) join(entry *runningNode, uid, region string, publish bool, mods ...func(*sdk.Config)) *sdk.Client {
 	p.t.Helper()
 	cfg := sdk.Config{URL: entry.url, Region: region, AppID: testApp, Channel: p.channel, UID: uid,
 		Token: p.n.token(p.channel, uid), Secret: p.secret, ReconnectTimeout: 30 * time.Second}
+	for _, m := range mods {
+		m(&cfg)
+	}
 	var c *sdk.Client
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

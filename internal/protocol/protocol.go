@@ -117,6 +117,9 @@ type Join struct {
 	AutoSubscribe *bool `json:"auto_subscribe,omitempty"`
 	// Client names the SDK and its version, for logs ("stoa-go/0.1").
 	Client string `json:"client,omitempty"`
+	// Hidden joins without being announced to the other participants, as a recorder does; it needs the token's
+	// join-hidden privilege (100), and a hidden participant cannot publish.
+	Hidden bool `json:"hidden,omitempty"`
 }
 
 // Joined answers a join: who is in the channel and what the token grants.
@@ -173,7 +176,7 @@ type Renewed struct {
 }
 
 // PrivilegeState tells when a privilege expires. Privilege uses the token's numbers (1 join, 2 publish audio,
-// 3 publish video, 4 publish data).
+// 3 publish video, 4 publish data, 100 join hidden).
 type PrivilegeState struct {
 	Privilege uint16 `json:"privilege"`
 	Name      string `json:"name"`
