@@ -260,18 +260,20 @@ func edgeCommand() *command {
 		joinTimeout  time.Duration
 		relayAddr    string
 		maxSessions  int
+		adminListen  string
 	)
 	return &command{
 		name:    "edge",
 		summary: "run an edge (SFU) that joins a cluster",
 		usage: `stoa edge --nats URL --region NAME --listen ADDR [--id NAME] [--rtc-addr IP:PORT] [--public-ip IP,...]
-          [--max-sessions N]
+          [--max-sessions N] [--admin-listen 127.0.0.1:PORT]
 
 Serves WebSocket signaling at /v1/signal (plus /healthz, /metrics) on --listen and WebRTC media on
 --rtc-addr (one UDP port, TCP fallback on the same number). Verifies tokens with the projects held in the
 cluster (keeping the last copy while the bus is down), admits only clients holding a dispatcher's ticket
 that names it, heart-beats its load (joined sessions / --max-sessions), announces its channels, and obeys
-drain requests. Prints a line with "ready" and its id once serving.`,
+drain requests. Prints a line with "ready" and its id once serving. --admin-listen serves Go's profiles
+(net/http/pprof) at /debug/pprof/ on a loopback address of its own, never on --listen.`,
 		flags: func(fs *flag.FlagSet) {
 			rf.register(fs, "edge")
 			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
@@ -280,10 +282,16 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 			fs.DurationVar(&joinTimeout, "join-timeout", edge.Default().JoinTimeout, "time a signaling connection has to join before it is closed, 1s..1m")
 			fs.StringVar(&relayAddr, "relay-addr", "", "UDP address for relay links to the other edges of a channel (default: the media IP, a free port); links need --nats-creds naming this edge")
 			registerMaxSessions(fs, &maxSessions)
+			registerAdminListen(fs, &adminListen)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
 				return err
+			}
+			if adminListen != "" {
+				if err := checkAdminListen(adminListen); err != nil {
+					return err
+				}
 			}
 			if qualityEvery < time.Second || qualityEvery > 5*time.Minute {
 				return usagef("edge: --quality-interval must be 1s..5m, not %s", qualityEvery)
@@ -300,6 +308,14 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 				return err
 			}
 			defer c.Close()
+			if adminListen != "" {
+				addr, stop, err := startAdmin(adminListen)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				log.Info("admin listener", "profiles", "http://"+addr.String()+"/debug/pprof/")
+			}
 			if rtcAddr == "" {
 				host, _, _ := net.SplitHostPort(ln.Addr().String())
 				rtcAddr = net.JoinHostPort(host, "0")
