@@ -17,6 +17,7 @@ bench_init() {
 dev_start() {
   local name=$1; shift
   local data="$work/$name"
+  rm -rf "$data" # a dev.env left by an earlier run of the same name would pass for this one
   "$work/stoa" dev --listen 127.0.0.1:0 --data "$data" --log-level warn "$@" >"$work/$name.log" 2>&1 &
   dev_pid=$!
   for _ in $(seq 600); do [[ -s $data/dev.env ]] && break; sleep 0.1; done
