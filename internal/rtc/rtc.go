@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
@@ -51,20 +52,26 @@ func MediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 	return m, ir, nil
 }
 
-// EdgeMediaEngine returns the edge's media engine: Stoa's codecs and only the interceptors the edge uses, since
+// EdgeMediaEngine returns the edge's media engine: Stoa's codecs and only the interceptors the edge needs, since
 // the ones on a subscriber leg run for every packet to every subscriber. Publisher legs: NACKs for lost packets
-// (RFC 4585 §6.2.1), receiver reports, TWCC feedback. Subscriber legs: NACK responses and sender reports (RFC 3550
-// §6.4.1, which subscribers need to synchronise audio and video). Left out: Pion's statistics recorder, which
-// only feeds PeerConnection.GetStats; the edge measures what it reports itself (internal/edge/quality.go).
+// (RFC 4585 §6.2.1), receiver reports, TWCC feedback. Subscriber legs: sender reports (RFC 3550 §6.4.1, which
+// subscribers need to synchronise audio and video). Left out:
+//   - Pion's NACK responder, which copied every packet into a buffer per subscriber leg: the edge answers NACKs
+//     from one copy per packet for all subscribers (forward.Track.ReadRTCP);
+//   - Pion's statistics recorder, which only feeds PeerConnection.GetStats: the edge measures what it reports
+//     itself (internal/edge/quality.go).
 func EdgeMediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 	m, err := codecs()
 	if err != nil {
 		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(m, ir); err != nil {
+	// NACK feedback is in the VP8 codec's parameters already.
+	generator, err := nack.NewGeneratorInterceptor()
+	if err != nil {
 		return nil, nil, err
 	}
+	ir.Add(generator)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, nil, err
 	}

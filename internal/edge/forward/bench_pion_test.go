@@ -88,7 +88,7 @@ func pionFanout(b *testing.B, subs int) (*Track, *rtp.Header, uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		go ReadRTCP(sender, tr.RequestKeyframe)
+		go tr.ReadRTCP(sender, nil)
 		sub.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			started.Add(1)
 			buf := make([]byte, 1500)

@@ -122,7 +122,7 @@ func TestIntegrationLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtcpDone := make(chan error, 1)
-	go func() { rtcpDone <- ReadRTCP(sender, track.RequestKeyframe) }()
+	go func() { rtcpDone <- track.ReadRTCP(sender, nil) }()
 
 	received := make(chan *rtp.Packet, 1024)
 	readerDone := make(chan struct{})
