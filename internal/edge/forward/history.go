@@ -7,19 +7,24 @@ import (
 )
 
 // historySize is how many of a video Track's latest packets it keeps for retransmission: about 5 s of a
-// 30 fps stream, far longer than a NACK is worth answering.
-const historySize = 512
+// 30 fps stream, far longer than a NACK is worth answering. slotSize holds the payload of any packet the SDK
+// sends (1200 bytes with its header); a larger one grows its slot.
+const (
+	historySize = 512
+	slotSize    = 1200
+)
 
 // history keeps one copy of each of a video Track's latest packets, shared by every binding, so that a
 // subscriber's NACK (RFC 4585 §6.2.1) is answered from it: the binding maps the downstream sequence number back
 // to the upstream one and rewrites the header as it did the first time. Per binding this costs nothing; Pion's
 // NACK responder, which the edge does not use, copied every packet into a buffer of each subscriber leg.
 //
-// record runs on the forwarding goroutine; lookup on the subscribers' RTCP readers. Neither allocates once the
-// slots have grown to the packets' size.
+// record runs on the forwarding goroutine; lookup on the subscribers' RTCP readers. The first record allocates
+// every slot at once (historySize × slotSize bytes, per video track with subscribers); after that, neither
+// allocates.
 type history struct {
 	mu    sync.Mutex
-	slots [historySize]historySlot
+	slots []historySlot
 }
 
 // historySlot is one packet: what Forward needs of its header, and its payload.
@@ -39,6 +44,13 @@ type historySlot struct {
 func (hs *history) record(h *rtp.Header, payload []byte, epoch uint64) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	if hs.slots == nil {
+		hs.slots = make([]historySlot, historySize)
+		backing := make([]byte, historySize*slotSize)
+		for i := range hs.slots {
+			hs.slots[i].payload = backing[i*slotSize : i*slotSize : (i+1)*slotSize]
+		}
+	}
 	s := &hs.slots[h.SequenceNumber%historySize]
 	s.valid, s.epoch, s.seq, s.ts, s.marker = true, epoch, h.SequenceNumber, h.Timestamp, h.Marker
 	s.paddingSize = 0
@@ -63,6 +75,9 @@ type resend struct {
 func (hs *history) lookup(seq uint16, epoch uint64, r *resend) bool {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	if hs.slots == nil {
+		return false
+	}
 	s := &hs.slots[seq%historySize]
 	if !s.valid || s.seq != seq || s.epoch != epoch {
 		return false
