@@ -40,6 +40,7 @@ func devCommand() *command {
 		maxSessions                                                    int
 		retain                                                         retentionFlags
 		accept006                                                      bool
+		adminListen                                                    string
 	)
 	return &command{
 		name:    "dev",
@@ -47,6 +48,7 @@ func devCommand() *command {
 		usage: `stoa dev [--listen 127.0.0.1:PORT] [--app-id ID --app-cert CERT] [--data DIR] [--regions eu:2,us:2]
          [--max-sessions N] [--region-map FILE] [--nats-listen 127.0.0.1:PORT] [--accept-006]
          [--allow-origin ORIGIN,...]
+         [--admin-listen 127.0.0.1:PORT]
 
 Starts an embedded NATS cluster bus, a dispatcher (POST /v1/dispatch at the printed URL), edges in one or
 more regions (each with its own signaling URL and media port), the console and a demo project. The project's
@@ -60,10 +62,11 @@ credentials), the edges and two join commands to try; and writes DIR/dev.json (m
 and STOA_APP_CERT for a shell. Listening off loopback serves HTTPS/WSS with a self-signed certificate kept in
 DIR. The demo project refuses legacy 006 tokens unless --accept-006 is given. The dispatcher serves every
 region of --regions: a client that names one gets its edges; one that names none goes to the first region,
-or to the region of its address with --region-map (as stoa dispatch). Ctrl-C drains and stops; a second
-Pages of the entry point's own origin (the demo at /demo/, the JavaScript SDK at /sdk/stoa.js) and of the
---allow-origin origins may call the dispatcher and open the edges' WebSockets. Ctrl-C drains and stops; a
-second Ctrl-C exits at once.`,
+or to the region of its address with --region-map (as stoa dispatch). --admin-listen serves Go's profiles
+(net/http/pprof) of the whole process at /debug/pprof/ on a loopback address of its own. Pages of the
+entry point's own origin (the demo at /demo/, the JavaScript SDK at /sdk/stoa.js) and of the --allow-origin
+origins may call the dispatcher and open the edges' WebSockets. Ctrl-C drains and stops; a second Ctrl-C
+exits at once.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:7880", "HTTP address of the entry point (dispatcher)")
 			fs.StringVar(&appID, "app-id", "", "App ID of the demo project (default: generated, kept in --data)")
@@ -76,6 +79,7 @@ second Ctrl-C exits at once.`,
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.BoolVar(&accept006, "accept-006", false, "let the demo project accept legacy 006 tokens (weaker than AccessToken2: docs/tokens.md)")
 			fs.StringVar(&allowOrigin, "allow-origin", "", "further browser origins (scheme://host[:port], comma-separated) whose pages may use this network, besides its own")
+			registerAdminListen(fs, &adminListen)
 			retain.register(fs)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
@@ -100,6 +104,11 @@ second Ctrl-C exits at once.`,
 			if err := checkMaxSessions(maxSessions); err != nil {
 				return err
 			}
+			if adminListen != "" {
+				if err := checkAdminListen(adminListen); err != nil {
+					return err
+				}
+			}
 			rm, err := loadRegionMap(regionMap)
 			if err != nil {
 				return err
@@ -110,7 +119,7 @@ second Ctrl-C exits at once.`,
 			}
 			return runDev(ctx, env, devOptions{listen: listen, appID: appID, appCert: appCert, dataDir: dataDir,
 				natsListen: natsListen, regions: layout, maxSessions: maxSessions, regionMap: rm, retain: retention,
-				accept006: accept006, origins: origins, log: log})
+				accept006: accept006, origins: origins, adminListen: adminListen, log: log})
 		},
 	}
 }
@@ -123,6 +132,7 @@ type devOptions struct {
 	retain                                      store.Retention
 	accept006                                   bool
 	origins                                     dispatch.Origins // --allow-origin, besides dev's own
+	adminListen                                 string // empty: no admin listener
 	log                                         *slog.Logger
 }
 
@@ -186,6 +196,14 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		return err
 	}
 	defer ln.Close() // in case of an early return; the server closes it otherwise
+	var admin net.Addr
+	if o.adminListen != "" {
+		var stop func()
+		if admin, stop, err = startAdmin(o.adminListen); err != nil {
+			return err
+		}
+		defer stop()
+	}
 	kept, err := takeDevInfo(o.dataDir)
 	if err != nil {
 		return err
@@ -426,6 +444,9 @@ func runDev(ctx context.Context, env *cmdEnv, o devOptions) error {
 		fmt.Fprintf(&out, "  log in:    %s with password %s (kept in %s; owner of the demo project)\n", owner.Email, owner.Password, infoFile)
 	} else {
 		fmt.Fprintf(&out, "  log in:    %s with the password in %s (owner of the demo project)\n", owner.Email, infoFile)
+	}
+	if admin != nil {
+		fmt.Fprintf(&out, "  profiles:  http://%s/debug/pprof/ (--admin-listen)\n", admin)
 	}
 	slices.SortFunc(edges, func(a, b started) int { return strings.Compare(a.id, b.id) })
 	for _, e := range edges {

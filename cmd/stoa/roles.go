@@ -262,18 +262,20 @@ func edgeCommand() *command {
 		relayAddr    string
 		maxSessions  int
 		allowOrigin  string
+		adminListen  string
 	)
 	return &command{
 		name:    "edge",
 		summary: "run an edge (SFU) that joins a cluster",
 		usage: `stoa edge --nats URL --region NAME --listen ADDR [--id NAME] [--rtc-addr IP:PORT] [--public-ip IP,...]
-          [--max-sessions N]
+          [--max-sessions N] [--admin-listen 127.0.0.1:PORT]
 
 Serves WebSocket signaling at /v1/signal (plus /healthz, /metrics) on --listen and WebRTC media on
 --rtc-addr (one UDP port, TCP fallback on the same number). Verifies tokens with the projects held in the
 cluster (keeping the last copy while the bus is down), admits only clients holding a dispatcher's ticket
 that names it, heart-beats its load (joined sessions / --max-sessions), announces its channels, and obeys
-drain requests. Prints a line with "ready" and its id once serving.`,
+drain requests. Prints a line with "ready" and its id once serving. --admin-listen serves Go's profiles
+(net/http/pprof) at /debug/pprof/ on a loopback address of its own, never on --listen.`,
 		flags: func(fs *flag.FlagSet) {
 			rf.register(fs, "edge")
 			fs.StringVar(&rtcAddr, "rtc-addr", "", "UDP/TCP address for media (default: the listen IP, a free port)")
@@ -283,6 +285,7 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 			fs.StringVar(&relayAddr, "relay-addr", "", "UDP address for relay links to the other edges of a channel (default: the media IP, a free port); links need --nats-creds naming this edge")
 			registerMaxSessions(fs, &maxSessions)
 			fs.StringVar(&allowOrigin, "allow-origin", "*", "browser origins (scheme://host[:port], comma-separated; \"*\": any, tokens authorize) whose pages may open signaling WebSockets")
+			registerAdminListen(fs, &adminListen)
 		},
 		run: func(ctx context.Context, args []string, env *cmdEnv) error {
 			if err := env.parseNoArgs(args); err != nil {
@@ -291,6 +294,11 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 			origins, err := dispatch.ParseOrigins(allowOrigin)
 			if err != nil {
 				return usagef("edge: --allow-origin: %v", err)
+			}
+			if adminListen != "" {
+				if err := checkAdminListen(adminListen); err != nil {
+					return err
+				}
 			}
 			if qualityEvery < time.Second || qualityEvery > 5*time.Minute {
 				return usagef("edge: --quality-interval must be 1s..5m, not %s", qualityEvery)
@@ -307,6 +315,14 @@ drain requests. Prints a line with "ready" and its id once serving.`,
 				return err
 			}
 			defer c.Close()
+			if adminListen != "" {
+				addr, stop, err := startAdmin(adminListen)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				log.Info("admin listener", "profiles", "http://"+addr.String()+"/debug/pprof/")
+			}
 			if rtcAddr == "" {
 				host, _, _ := net.SplitHostPort(ln.Addr().String())
 				rtcAddr = net.JoinHostPort(host, "0")

@@ -231,10 +231,10 @@ func (s *session) addSubscription(p *publication) bool {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		// Reading the subscriber's RTCP lets the interceptors answer its NACKs; its picture loss reports become
+		// Reading the subscriber's RTCP answers its NACKs from the track's history; its picture loss reports become
 		// keyframe requests to the publisher, its receiver reports the downlink's quality. Returns when the
 		// sender stops.
-		forward.ReadRTCPReports(sender, p.local.RequestKeyframe, onReport)
+		p.local.ReadRTCP(sender, onReport)
 	}()
 	p.local.RequestKeyframe()
 	return true

@@ -101,7 +101,7 @@ func listenRTC(addr string) (net.PacketConn, net.Listener, error) {
 }
 
 func (s *Server) newAPI() (*webrtc.API, error) {
-	m, ir, err := rtc.MediaEngine()
+	m, ir, err := rtc.EdgeMediaEngine()
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	// Secret is the channel secret (nil: a random one for the run).
 	Secret    *sframe.Key
 	TLSConfig *tls.Config
+	// ServerPID, if not 0, is the process id of the server under test on this machine (Linux): its CPU time and
+	// resident memory are sampled during the measured phase (see Result.ServerCPUPercent).
+	ServerPID int
 	// Progress receives a line a second while the test runs (nil: none).
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -82,6 +85,15 @@ type Result struct {
 	// CPUSeconds is this process's CPU time (user + system) during the measured phase; MaxRSSMB its peak memory.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	MaxRSSMB   float64 `json:"max_rss_mb"`
+
+	// Server figures, with Config.ServerPID only (omitted otherwise). ServerCPUPercent is the median of the
+	// server's per-second CPU use (user + system, % of one core) during the measured phase, its steady state;
+	// ServerCPUSeconds its CPU time over the measured phase, and ServerCPUPer1kFrames that
+	// time per 1000 frames received; ServerRSSMB its peak resident memory, sampled each second.
+	ServerCPUPercent     float64 `json:"server_cpu_percent,omitempty"`
+	ServerCPUSeconds     float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPer1kFrames float64 `json:"server_cpu_s_per_1k_frames,omitempty"`
+	ServerRSSMB          float64 `json:"server_rss_mb,omitempty"`
 }
 
 func (c *Config) defaults() error {
@@ -179,6 +191,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 
+	var server *serverMeter
+	if cfg.ServerPID != 0 {
+		var err error
+		if server, err = newServerMeter(cfg.ServerPID); err != nil {
+			close(r.stop)
+			return Result{}, err
+		}
+	}
 	cpu0 := cpuTime()
 	r.measuring.Store(true)
 	measureStart := time.Now()
@@ -189,6 +209,9 @@ loop:
 	for {
 		select {
 		case <-tick.C:
+			if server != nil {
+				server.sample()
+			}
 			r.progressf("[%3.0fs] %s\n", time.Since(measureStart).Seconds(), r.progressLine())
 		case <-end:
 			break loop
@@ -197,6 +220,9 @@ loop:
 		}
 	}
 	tick.Stop()
+	if server != nil {
+		server.sample()
+	}
 	r.measuring.Store(false)
 	measured := time.Since(measureStart)
 
@@ -235,6 +261,9 @@ loop:
 		edges[c.Edge()] = true
 	}
 	res.Edges = len(edges)
+	if server != nil {
+		server.result(&res)
+	}
 	res.JoinMS = percentiles(r.joinMS)
 	res.LatencyMS = percentiles(r.latencyMS)
 	r.mu.Unlock()

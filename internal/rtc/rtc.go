@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
@@ -37,14 +38,11 @@ func Codec(video bool) webrtc.RTPCodecParameters {
 	return Opus
 }
 
-// MediaEngine returns a media engine with only Stoa's codecs and the default interceptors: NACK generation and
-// response and RTCP reports, so that retransmission works on every leg.
+// MediaEngine returns the clients' media engine: Stoa's codecs and Pion's default interceptors (NACK generation
+// and response, RTCP reports, TWCC feedback, the statistics behind GetStats).
 func MediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(Opus, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, nil, err
-	}
-	if err := m.RegisterCodec(VP8, webrtc.RTPCodecTypeVideo); err != nil {
+	m, err := codecs()
+	if err != nil {
 		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -52,6 +50,50 @@ func MediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
 		return nil, nil, err
 	}
 	return m, ir, nil
+}
+
+// EdgeMediaEngine returns the edge's media engine: Stoa's codecs and only the interceptors the edge needs, since
+// the ones on a subscriber leg run for every packet to every subscriber. Publisher legs: NACKs for lost packets
+// (RFC 4585 §6.2.1), receiver reports, TWCC feedback. Subscriber legs: sender reports (RFC 3550 §6.4.1, which
+// subscribers need to synchronise audio and video). Left out:
+//   - Pion's NACK responder, which copied every packet into a buffer per subscriber leg: the edge answers NACKs
+//     from one copy per packet for all subscribers (forward.Track.ReadRTCP);
+//   - Pion's statistics recorder, which only feeds PeerConnection.GetStats: the edge measures what it reports
+//     itself (internal/edge/quality.go).
+func EdgeMediaEngine() (*webrtc.MediaEngine, *interceptor.Registry, error) {
+	m, err := codecs()
+	if err != nil {
+		return nil, nil, err
+	}
+	ir := &interceptor.Registry{}
+	// NACK feedback is in the VP8 codec's parameters already.
+	generator, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, nil, err
+	}
+	ir.Add(generator)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, nil, err
+	}
+	return m, ir, nil
+}
+
+// codecs returns a media engine with Stoa's two codecs and nothing else.
+func codecs() (*webrtc.MediaEngine, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(Opus, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(VP8, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Logs sends Pion's logs to a slog logger, one level quieter than Pion rates them (Pion reports routine events,

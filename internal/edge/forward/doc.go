@@ -31,9 +31,8 @@
 // old source's last packet is placed in wall-clock time by its media time
 // since its anchor, so the steady state costs no clock reads.
 // Within a source the mapping is a fixed offset modulo 2^16 and 2^32, so
-// upstream loss stays a gap downstream (the subscriber's NACKs, answered by
-// Pion's NACK responder on the subscriber connection, still name real
-// packets), and reordered or retransmitted packets map to the same numbers
+// upstream loss stays a gap downstream (the subscriber's NACKs still name
+// real packets), and reordered or retransmitted packets map to the same numbers
 // they would have had in order. Packets older than a binding's anchor are
 // dropped, since their numbers would collide with ones already sent. Bindings
 // anchor at different moments (a subscriber joins late; a video binding
@@ -79,4 +78,14 @@
 // its stream (Pion's ReplaceTrack reuses the stream for another track).
 // Packets of one source should still be forwarded by one goroutine, in
 // arrival order: the rewriting preserves the order it is given.
+//
+// # Retransmissions
+//
+// A video Track keeps one copy of each of its latest packets (see history),
+// shared by all bindings. [Track.ReadRTCP] answers a subscriber's generic
+// NACK (RFC 4585 §6.2.1) by mapping the downstream sequence number back
+// through the binding's offset and writing the packet again with the header
+// it had. Per subscriber this costs no memory and no per-packet work, where
+// Pion's NACK responder interceptor, which the edge does not install,
+// copied every packet into a buffer of each subscriber connection.
 package forward

@@ -38,7 +38,7 @@ func loopbackAPI(t *testing.T) *webrtc.API {
 
 // negotiate runs offer/answer between two connections with complete
 // candidate gathering, as the edge's subscriber offers do.
-func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+func negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
 	offer, err := offerer.CreateOffer(nil)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestIntegrationLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtcpDone := make(chan error, 1)
-	go func() { rtcpDone <- ReadRTCP(sender, track.RequestKeyframe) }()
+	go func() { rtcpDone <- track.ReadRTCP(sender, nil) }()
 
 	received := make(chan *rtp.Packet, 1024)
 	readerDone := make(chan struct{})

@@ -99,6 +99,17 @@ func (r *rewriter) rewrite(seq uint16, ts uint32) (outSeq uint16, outTS uint32, 
 	return outSeq, outTS, true
 }
 
+// upstream maps back a downstream sequence number forwarded since the
+// anchor, at most historySize packets behind the highest, to its upstream
+// number.
+func (r *rewriter) upstream(outSeq uint16) (uint16, bool) {
+	back := int64(r.lastSeq - outSeq) // modulo 2^16: how far behind the highest
+	if !r.anchored || back > r.maxExt || back >= historySize {
+		return 0, false
+	}
+	return r.maxIn - uint16(back), true
+}
+
 // maxTicks bounds ticks: far beyond any gap that is used, far below
 // overflow.
 const maxTicks = 1 << 40

@@ -10,8 +10,8 @@ import (
 	"github.com/pion/rtcp"
 )
 
-// RTCPReader is the part of a subscriber's *webrtc.RTPSender that ReadRTCP
-// uses.
+// RTCPReader is the part of a subscriber's *webrtc.RTPSender that
+// Track.ReadRTCP uses.
 type RTCPReader interface {
 	Read(b []byte) (n int, a interceptor.Attributes, err error)
 }
@@ -20,24 +20,38 @@ type RTCPReader interface {
 // defaults to 1460 bytes, and a short buffer would end the loop.
 const rtcpBufferSize = 1 << 13
 
-// ReadRTCP reads the RTCP a subscriber sends for one RTPSender until reading
-// fails, and calls onKeyframeRequest (if not nil) for every compound packet
-// that holds a PLI or FIR (RFC 4585 §6.3.1, RFC 5104 §4.3.1); pass
-// [Track.RequestKeyframe] to forward them, throttled, to the publisher.
+// ReadRTCP reads the RTCP a subscriber sends for the Track's RTPSender
+// until reading fails. It answers the subscriber's generic NACKs (RFC 4585
+// §6.2.1) for video from the Track's history, turns every compound packet
+// that holds a PLI or FIR (RFC 4585 §6.3.1, RFC 5104 §4.3.1) into a
+// throttled [Track.RequestKeyframe], and calls onReport (if not nil) for
+// every reception report block (RFC 3550 §6.4.1) of its sender and receiver
+// reports, whichever SSRC it is about: a compound packet reaches every
+// sender whose SSRC it names, so callers filter on [ReceptionReport.SSRC].
 //
-// Every sender needs a reader: Pion's interceptors see a subscriber's RTCP
-// only as it is read, so without one its NACKs go unanswered and its
-// reports unprocessed. Run ReadRTCP in its own goroutine after AddTrack. It
-// returns nil once the sender is stopped (RemoveTrack, or the
-// PeerConnection's Close) and the error otherwise.
-func ReadRTCP(r RTCPReader, onKeyframeRequest func()) error {
-	return ReadRTCPReports(r, onKeyframeRequest, nil)
+// Every sender needs a reader: the edge's connections have no NACK
+// responder interceptor (internal/rtc), and Pion's other interceptors see
+// a subscriber's RTCP only as it is read. Run ReadRTCP in its own
+// goroutine after AddTrack. It returns nil once the sender is stopped
+// (RemoveTrack, or the PeerConnection's Close) and the error otherwise.
+func (t *Track) ReadRTCP(r RTCPReader, onReport func(ReceptionReport)) error {
+	var scratch resend
+	return readRTCP(r, rtcpHandler{
+		keyframe: t.RequestKeyframe,
+		report:   onReport,
+		nack:     func(ssrc uint32, seq uint16) { t.resend(ssrc, seq, &scratch) },
+	})
 }
 
-// ReadRTCPReports is [ReadRTCP] that also calls onReport (if not nil) for every reception report block
-// (RFC 3550 §6.4.1) of the sender and receiver reports read, whichever SSRC it is about: a compound packet
-// reaches every sender whose SSRC it names, so callers filter on [ReceptionReport.SSRC].
-func ReadRTCPReports(r RTCPReader, onKeyframeRequest func(), onReport func(ReceptionReport)) error {
+// rtcpHandler is what readRTCP does with what it reads; nil fields are
+// skipped.
+type rtcpHandler struct {
+	keyframe func()
+	report   func(ReceptionReport)
+	nack     func(mediaSSRC uint32, seq uint16)
+}
+
+func readRTCP(r RTCPReader, h rtcpHandler) error {
 	buf := make([]byte, rtcpBufferSize)
 	for {
 		n, _, err := r.Read(buf)
@@ -47,12 +61,48 @@ func ReadRTCPReports(r RTCPReader, onKeyframeRequest func(), onReport func(Recep
 			}
 			return fmt.Errorf("forward: read rtcp: %w", err)
 		}
-		if onKeyframeRequest != nil && hasKeyframeRequest(buf[:n]) {
-			onKeyframeRequest()
+		if h.nack != nil {
+			nacks(buf[:n], h.nack)
 		}
-		if onReport != nil {
-			receptionReports(buf[:n], onReport)
+		if h.keyframe != nil && hasKeyframeRequest(buf[:n]) {
+			h.keyframe()
 		}
+		if h.report != nil {
+			receptionReports(buf[:n], h.report)
+		}
+	}
+}
+
+// nacks calls fn for every sequence number that the generic NACKs (RFC 4585
+// §6.2.1) of a compound RTCP packet name, with the media SSRC they are
+// about. Like receptionReports it walks the bytes and allocates nothing; a
+// malformed packet ends the walk.
+//
+//	header(4: V=2, FMT=1, PT=205 RTPFB) sender SSRC(4) media SSRC(4) then entries:
+//	PID(2) BLP(2): PID is lost, and PID+i+1 for every bit i (from the least significant) set in BLP
+func nacks(b []byte, fn func(mediaSSRC uint32, seq uint16)) {
+	for len(b) >= 4 {
+		var h rtcp.Header
+		if err := h.Unmarshal(b); err != nil {
+			return
+		}
+		size := (int(h.Length) + 1) * 4
+		if size > len(b) {
+			return
+		}
+		if h.Type == rtcp.TypeTransportSpecificFeedback && h.Count == rtcp.FormatTLN && size >= 12 {
+			ssrc := binary.BigEndian.Uint32(b[8:12])
+			for e := b[12:size]; len(e) >= 4; e = e[4:] {
+				pid, blp := binary.BigEndian.Uint16(e[0:2]), binary.BigEndian.Uint16(e[2:4])
+				fn(ssrc, pid)
+				for i := range uint16(16) {
+					if blp&(1<<i) != 0 {
+						fn(ssrc, pid+i+1)
+					}
+				}
+			}
+		}
+		b = b[size:]
 	}
 }
 

@@ -100,7 +100,7 @@ func TestReadRTCP(t *testing.T) {
 				var calls atomic.Int32
 				s := newFakeSender()
 				done := make(chan error)
-				go func() { done <- ReadRTCP(s, func() { calls.Add(1) }) }()
+				go func() { done <- readRTCP(s, rtcpHandler{keyframe: func() { calls.Add(1) }}) }()
 
 				for _, p := range [][]byte{rr, pli, rr, pli, []byte("junk")} {
 					s.reads <- p
@@ -126,7 +126,7 @@ func TestReadRTCP(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeSender()
 			done := make(chan error)
-			go func() { done <- ReadRTCP(s, nil) }()
+			go func() { done <- readRTCP(s, rtcpHandler{}) }()
 			s.reads <- pli
 			s.err <- io.EOF
 			if err := <-done; err != nil {

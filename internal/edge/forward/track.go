@@ -35,7 +35,7 @@ func WithRID(rid string) Option {
 
 // WithKeyframeRequest sets the function a video Track calls when it needs a
 // keyframe from the publisher: a binding is waiting for one, or a subscriber
-// sent a PLI or FIR (see [ReadRTCP]). upstreamSSRC is the SSRC of the last
+// sent a PLI or FIR (see [Track.ReadRTCP]). upstreamSSRC is the SSRC of the last
 // packet given to Forward, or 0 before the first; the edge typically sends
 // a PLI (RFC 4585 §6.3.1) for it on the publisher's PeerConnection.
 //
@@ -88,10 +88,14 @@ type Track struct {
 	src   atomic.Uint64
 	epoch atomic.Uint64
 
+	// history keeps a video Track's latest packets for NACKs; nil for audio, which is not retransmitted.
+	history *history
+
 	packetsIn, bytesIn         atomic.Uint64
 	packetsOut, bytesOut       atomic.Uint64
 	dropped, writeErrors       atomic.Uint64
 	keyframeRequests, switches atomic.Uint64
+	retransmits                atomic.Uint64
 }
 
 var _ webrtc.TrackLocal = (*Track)(nil)
@@ -157,6 +161,7 @@ func NewTrack(id, streamID string, codec webrtc.RTPCodecCapability, opts ...Opti
 		t.kind = webrtc.RTPCodecTypeVideo
 		t.canStart = isVP8Keyframe
 		t.minGap = codec.ClockRate / 30 // one frame at 30 fps
+		t.history = &history{}
 	default:
 		return nil, fmt.Errorf("forward: track %q: unsupported codec %q (want audio, or %s video)",
 			id, codec.MimeType, webrtc.MimeTypeVP8)
@@ -309,8 +314,8 @@ var errNilPacket = errors.New("forward: nil packet")
 // the package documentation for when).
 //
 // Neither h nor payload is modified or retained once Forward returns (Pion's
-// write path encrypts into its own buffer, and its NACK responder copies),
-// so the caller may reuse them.
+// write path encrypts into its own buffer, and a video Track keeps a copy for
+// retransmissions), so the caller may reuse them.
 //
 // A failed write to one subscriber is counted in Stats.WriteErrors and not
 // returned: it is that subscriber's problem, not the publisher's, and the
@@ -325,6 +330,9 @@ func (t *Track) Forward(h *rtp.Header, payload []byte) {
 	bs := *t.bindings.Load()
 	if len(bs) == 0 {
 		return
+	}
+	if t.history != nil {
+		t.history.record(h, payload, epoch)
 	}
 	canStart := t.canStart == nil || t.canStart(payload)
 	// The clock is read only if a binding anchors, at most once per
@@ -481,7 +489,7 @@ func (t *Track) SwitchSource() {
 
 // RequestKeyframe asks the publisher for a keyframe through the callback set
 // with WithKeyframeRequest, unless it did so less than the keyframe interval
-// ago. It does nothing for audio. It suits [ReadRTCP]'s callback.
+// ago. It does nothing for audio. [Track.ReadRTCP] calls it for a subscriber's PLI or FIR.
 func (t *Track) RequestKeyframe() {
 	if t.kind != webrtc.RTPCodecTypeVideo || t.onKeyframe == nil {
 		return
@@ -526,6 +534,8 @@ type Stats struct {
 	KeyframeRequests uint64
 	// SourceChanges counts SSRC changes seen and SwitchSource calls.
 	SourceChanges uint64
+	// Retransmits counts packets sent again in answer to subscribers' NACKs.
+	Retransmits uint64
 }
 
 // Stats returns the Track's counters. Each is read atomically; the
@@ -541,5 +551,6 @@ func (t *Track) Stats() Stats {
 		WriteErrors:      t.writeErrors.Load(),
 		KeyframeRequests: t.keyframeRequests.Load(),
 		SourceChanges:    t.switches.Load(),
+		Retransmits:      t.retransmits.Load(),
 	}
 }
