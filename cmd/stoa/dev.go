@@ -132,7 +132,7 @@ type devOptions struct {
 	retain                                      store.Retention
 	accept006                                   bool
 	origins                                     dispatch.Origins // --allow-origin, besides dev's own
-	adminListen                                 string // empty: no admin listener
+	adminListen                                 string           // empty: no admin listener
 	log                                         *slog.Logger
 }
 
