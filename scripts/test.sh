@@ -31,13 +31,13 @@ if [ -z "${SKIP_FUZZ:-}" ]; then
   for dir in $(go list -f '{{.Dir}}' ./...); do
     for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
       echo "-- $target ($dir)"
-      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/stoa-fuzz.log 2>&1; then
+      if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 100x "$dir" >/tmp/stoa-fuzz.log 2>&1; then
         # On a loaded machine the fuzzing engine itself sometimes misses its own deadline ("context deadline
         # exceeded") without any failing input; run such a target once more. A real finding writes its input
         # under testdata/fuzz and fails again.
         if grep -q "context deadline exceeded" /tmp/stoa-fuzz.log && ! grep -q "Failing input written" /tmp/stoa-fuzz.log; then
           echo "   (fuzzing engine timed out without a finding; once more)"
-          go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/stoa-fuzz.log 2>&1 || { cat /tmp/stoa-fuzz.log; exit 1; }
+          go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 100x "$dir" >/tmp/stoa-fuzz.log 2>&1 || { cat /tmp/stoa-fuzz.log; exit 1; }
         else
           cat /tmp/stoa-fuzz.log; exit 1
         fi
