@@ -89,12 +89,14 @@ func TestUseExisting(t *testing.T) {
 	srv := clustertest.NewServer(t)
 	b := bus{url: srv.URL(), prefix: clustertest.Prefix(t)}
 	ctx := ctxT(t)
+	// One heartbeat each, listed for a minute: on a loaded machine the check below may come seconds later.
+	longTTL := func(c *Config) { c.EdgeTTL = time.Minute }
 	for _, region := range []string{"eu", "us"} {
-		n := b.node(t, region, "edge-"+region)
+		n := b.node(t, region, "edge-"+region, longTTL)
 		must(t, n.Heartbeat(ctx, EdgeInfo{ID: region + "-1", URL: "wss://" + region + ".example/v1/signal"}))
 	}
 	sa := watchStreamActions(t, srv.Connect(t))
-	cli := b.node(t, "local", "cli", func(c *Config) { c.UseExisting, c.Regions = true, []string{"*"} })
+	cli := b.node(t, "local", "cli", longTTL, func(c *Config) { c.UseExisting, c.Regions = true, []string{"*"} })
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	regions, err := cli.SyncRegions(sctx)
