@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stoa-rtc/stoa/internal/busauth"
+	"github.com/stoa-rtc/stoa/internal/clustertest"
 )
 
 // network is a bus authority and what trusts it.
@@ -232,17 +233,7 @@ func (r *recorder) waitClosed(t testing.TB) error {
 // eventually polls cond until it returns nil, failing the test after d.
 func eventually(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", d, err)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	clustertest.Eventually(t, d, cond)
 }
 
 // rtpPacket builds an RTP packet of size bytes with sequence number seq.
