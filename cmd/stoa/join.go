@@ -32,6 +32,30 @@ type clientFlags struct {
 	appCert                       *secretFlag
 }
 
+// token returns tok, or without one a token built with the App Certificate for opts (its AppID is --app-id);
+// --app-id defaults to a given token's.
+func (cf *clientFlags) token(tok string, opts token.RTCOptions) (string, error) {
+	if tok != "" {
+		if cf.appID == "" {
+			t, err := token.Parse(tok)
+			if err != nil {
+				return "", err
+			}
+			cf.appID = t.AppID
+		}
+		return tok, nil
+	}
+	cert, err := cf.appCert.require()
+	if err != nil {
+		return "", err
+	}
+	if cf.appID == "" {
+		return "", usagef("--app-id is required to build a token")
+	}
+	opts.AppID = cf.appID
+	return token.BuildRTC(cert, opts)
+}
+
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "url", "", "entry URL of the network (stoa dev prints it)")
 	fs.StringVar(&f.appID, "app-id", "", "App ID")
@@ -126,24 +150,8 @@ live stats each second, and with --json a summary at the end:
 			if len(kinds) == 0 && !subscribe {
 				return usagef("nothing to do: give --publish and/or --subscribe")
 			}
-			if tok == "" {
-				cert, err := cf.appCert.require()
-				if err != nil {
-					return err
-				}
-				if cf.appID == "" {
-					return usagef("--app-id is required to build a token")
-				}
-				if tok, err = token.BuildRTC(cert, token.RTCOptions{AppID: cf.appID, Channel: channel, UID: uid,
-					Expire: duration + time.Hour}); err != nil {
-					return err
-				}
-			} else if cf.appID == "" {
-				t, err := token.Parse(tok)
-				if err != nil {
-					return err
-				}
-				cf.appID = t.AppID
+			if tok, err = cf.token(tok, token.RTCOptions{Channel: channel, UID: uid, Expire: duration + time.Hour}); err != nil {
+				return err
 			}
 			secret, err := cf.secret()
 			if err != nil {

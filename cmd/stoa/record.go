@@ -86,28 +86,12 @@ and every file's size and digest; it prints "ok" or the first problem and exits 
 			if err != nil {
 				return err
 			}
-			if tok == "" {
-				cert, err := cf.appCert.require()
-				if err != nil {
-					return err
-				}
-				if cf.appID == "" {
-					return usagef("--app-id is required to build a token")
-				}
-				expire := 24 * time.Hour
-				if duration > 0 {
-					expire = duration + time.Hour
-				}
-				if tok, err = token.BuildRTC(cert, token.RTCOptions{AppID: cf.appID, Channel: channel, UID: uid,
-					Role: token.RoleRecorder, Expire: expire}); err != nil {
-					return err
-				}
-			} else if cf.appID == "" {
-				t, err := token.Parse(tok)
-				if err != nil {
-					return err
-				}
-				cf.appID = t.AppID
+			expire := 24 * time.Hour
+			if duration > 0 {
+				expire = duration + time.Hour
+			}
+			if tok, err = cf.token(tok, token.RTCOptions{Channel: channel, UID: uid, Role: token.RoleRecorder, Expire: expire}); err != nil {
+				return err
 			}
 			if keyFile == "" {
 				dir, err := os.UserConfigDir()
